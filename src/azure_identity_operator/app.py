@@ -1,0 +1,1 @@
+"""Composition root: kopf startup settings and the dependencies every handler uses."""

@@ -1,0 +1,1 @@
+"""Typed operator settings read from the environment."""

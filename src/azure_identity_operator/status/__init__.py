@@ -1,0 +1,1 @@
+"""Conditions, their reasons, and the mapping of outcomes to the Ready condition."""

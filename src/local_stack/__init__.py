@@ -1,0 +1,1 @@
+"""Runs the whole product locally: both emulators, the operator, and the examples applied to them."""

@@ -1,0 +1,3 @@
+"""`make run`: the local stack is not assembled yet."""
+
+print("not yet: the operator is still being built")

@@ -1,1 +1,93 @@
-"""Typed operator settings read from the environment."""
+"""Typed operator settings, read once at start-up from the environment (and overridden by CLI flags).
+
+Azure settings use the variables the Azure SDK and tools already know (`AZURE_SUBSCRIPTION_ID`,
+`AZURE_TENANT_ID`, `AZURE_AUTHORITY_HOST`, `AZURE_RESOURCE_MANAGER_ENDPOINT`); the credential itself is
+left to `DefaultAzureCredential`, which reads its own variables. Operator behaviour uses the
+`IDENTITY_OPERATOR_` prefix. Every setting is documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+PUBLIC_CLOUD_RESOURCE_MANAGER = "https://management.azure.com"
+PUBLIC_CLOUD_AUDIENCE = "https://management.azure.com"
+
+LogFormat = Literal["text", "json"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what it expects."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the operator needs to know that is not in a custom resource."""
+
+    subscription_id: str
+    """Default subscription for objects that do not name one (`AZURE_SUBSCRIPTION_ID`)."""
+    tenant_id: str | None
+    """Tenant reported for identities when Azure does not say (`AZURE_TENANT_ID`)."""
+    resource_manager_endpoint: str = PUBLIC_CLOUD_RESOURCE_MANAGER
+    """ARM base URL (`AZURE_RESOURCE_MANAGER_ENDPOINT`), e.g. another cloud or the local emulator."""
+    resource_manager_audience: str = PUBLIC_CLOUD_AUDIENCE
+    """Token audience of ARM (`AZURE_RESOURCE_MANAGER_AUDIENCE`); tokens are for `<audience>/.default`."""
+    authority_host: str | None = None
+    """Entra authority (`AZURE_AUTHORITY_HOST`); `None` lets the SDK use the public cloud's."""
+    oidc_issuer: str | None = None
+    """The cluster's service-account issuer (`IDENTITY_OPERATOR_OIDC_ISSUER`), used by federated credentials
+    that do not name an issuer."""
+    sync_interval: float = 600.0
+    """Seconds between drift checks of one object (`IDENTITY_OPERATOR_SYNC_INTERVAL`), jittered by ±10%."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (`IDENTITY_OPERATOR_NAMESPACES`, comma-separated); empty means all namespaces."""
+    log_format: LogFormat = "text"
+    """`text` or `json` (`IDENTITY_OPERATOR_LOG_FORMAT`)."""
+    arm_timeout: float = 30.0
+    """Seconds an ARM request may take before it is a transient failure (`IDENTITY_OPERATOR_ARM_TIMEOUT`)."""
+
+    @property
+    def credential_scope(self) -> str:
+        return self.resource_manager_audience.rstrip("/") + "/.default"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        subscription_id = env.get("AZURE_SUBSCRIPTION_ID", "").strip()
+        if not subscription_id:
+            raise ConfigError("AZURE_SUBSCRIPTION_ID is required: the subscription objects default to")
+        log_format = env.get("IDENTITY_OPERATOR_LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"IDENTITY_OPERATOR_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
+        return cls(
+            subscription_id=subscription_id,
+            tenant_id=env.get("AZURE_TENANT_ID") or None,
+            resource_manager_endpoint=(
+                env.get("AZURE_RESOURCE_MANAGER_ENDPOINT") or PUBLIC_CLOUD_RESOURCE_MANAGER
+            ).rstrip("/"),
+            resource_manager_audience=env.get("AZURE_RESOURCE_MANAGER_AUDIENCE") or PUBLIC_CLOUD_AUDIENCE,
+            authority_host=(env.get("AZURE_AUTHORITY_HOST") or "").rstrip("/") or None,
+            oidc_issuer=env.get("IDENTITY_OPERATOR_OIDC_ISSUER") or None,
+            sync_interval=_positive_float(env, "IDENTITY_OPERATOR_SYNC_INTERVAL", 600.0),
+            namespaces=tuple(
+                ns.strip() for ns in env.get("IDENTITY_OPERATOR_NAMESPACES", "").split(",") if ns.strip()
+            ),
+            log_format="json" if log_format == "json" else "text",
+            arm_timeout=_positive_float(env, "IDENTITY_OPERATOR_ARM_TIMEOUT", 30.0),
+        )
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, not {raw!r}")
+    return value

@@ -1,0 +1,18 @@
+"""The dependencies every handler needs, built once by the composition root (`app`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from azure_identity_operator import config
+from azure_identity_operator.arm.identities import IdentityPort
+from azure_identity_operator.handlers.dependants import DependantWiring
+from azure_identity_operator.handlers.kube import KubeWriter
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OperatorContext:
+    settings: config.Settings
+    identities: IdentityPort
+    kube: KubeWriter
+    dependants: DependantWiring

@@ -1,0 +1,71 @@
+"""Kubernetes writes beyond kopf's own patches of the object being handled.
+
+kopf patches the object a handler runs for; anything else (waking dependants, exporting IDs to a
+ConfigMap, annotating a ServiceAccount) goes through the official `kubernetes` client, whose calls block,
+so each runs in a worker thread and never on kopf's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from azure_identity_operator.api import constants
+
+
+class KubeWriter:
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self._api_client = api_client
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+        self._core = kubernetes.client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_environment(cls) -> KubeWriter:
+        """In a pod: the service account; elsewhere: the current kubeconfig (as kubectl and kopf use)."""
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(client_configuration=configuration)
+        return cls(kubernetes.client.ApiClient(configuration))
+
+    async def patch_annotations(
+        self, *, plural: str, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> bool:
+        """Merge-patch annotations of one of our objects; `False` if it is gone (nothing to wake)."""
+        body = {"metadata": {"annotations": dict(annotations)}}
+        try:
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object,
+                constants.GROUP,
+                constants.VERSION,
+                namespace,
+                plural,
+                name,
+                body,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    async def read_config_map(self, *, namespace: str, name: str) -> Any | None:
+        try:
+            return await asyncio.to_thread(self._core.read_namespaced_config_map, name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    @property
+    def core(self) -> kubernetes.client.CoreV1Api:
+        """The core API, for writes that must run through `asyncio.to_thread`."""
+        return self._core
+
+    def close(self) -> None:
+        self._api_client.close()

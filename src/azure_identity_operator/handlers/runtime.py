@@ -1,0 +1,97 @@
+"""The one place where reconcile outcomes meet kopf: locking, status patches, Events and retries.
+
+Every kind's handlers call `reconcile_and_report` with a zero-argument coroutine function that runs the
+kind's reconciler. It serializes work per object (kopf runs a drift timer concurrently with change
+handlers), maps unplanned `ArmError`s through the single classification table, writes status only when it
+differs, posts an Event when Ready's status or reason changes, and turns retryable outcomes into kopf
+retries with exponential backoff (Azure's own `Retry-After` is honoured exactly when throttled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from azure_identity_operator.arm import errors
+from azure_identity_operator.status import outcome, reasons, report
+from azure_identity_operator.status.conditions import now_rfc3339
+
+MAX_BACKOFF_SECONDS = 300.0
+UNEXPECTED_ERROR_RETRY_SECONDS = 30.0
+
+_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def object_lock(uid: str) -> asyncio.Lock:
+    """The lock that serializes all reconciles of one object within this operator process."""
+    lock = _locks.get(uid)
+    if lock is None:
+        lock = asyncio.Lock()
+        _locks[uid] = lock
+    return lock
+
+
+def backoff_delay(result: outcome.Outcome, retry: int) -> float:
+    assert result.retry_after is not None
+    if result.reason == reasons.THROTTLED:
+        return result.retry_after
+    return float(min(result.retry_after * (2 ** min(retry, 10)), MAX_BACKOFF_SECONDS))
+
+
+async def reconcile_and_report(
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    retry: int,
+    run: Callable[[], Awaitable[outcome.Outcome]],
+    action: str,
+) -> outcome.Outcome:
+    """Run one reconcile of `body` and report it; `action` names it in messages ("creating the identity")."""
+    async with object_lock(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"):
+        try:
+            result = await run()
+        except errors.ArmError as error:
+            result = errors.outcome_for(error, action=action)
+        except Exception as error:
+            logger.exception("Unexpected failure while %s", action)
+            result = outcome.not_ready(
+                reasons.OPERATOR_ERROR,
+                f"{action}: unexpected {type(error).__name__}: {error}",
+                retry_after=UNEXPECTED_ERROR_RETRY_SECONDS,
+            )
+    report_outcome(body=body, patch=patch, logger=logger, result=result)
+    if result.retry_after is not None:
+        raise kopf.TemporaryError(result.message, delay=backoff_delay(result, retry))
+    return result
+
+
+def report_outcome(
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    result: outcome.Outcome,
+) -> None:
+    """Patch status if it changed, and post an Event when Ready's status or reason changed."""
+    previous = dict(body.get("status") or {})
+    current = report.next_status(
+        previous, result, generation=body.metadata.get("generation"), now=now_rfc3339()
+    )
+    changes = report.status_patch(previous, current)
+    if changes:
+        patch.status.update(changes)
+    if report.ready_transition(previous, current):
+        kopf.event(
+            body,
+            type="Normal" if result.ready else "Warning",
+            reason=result.reason,
+            message=result.message,
+        )
+        log = logger.info if result.ready else logger.warning
+        log("Ready=%s %s: %s", result.ready, result.reason, result.message)

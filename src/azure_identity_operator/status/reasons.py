@@ -1,0 +1,48 @@
+"""The fixed, CamelCase reasons of the Ready condition. Each says what is happening or what the user must do.
+
+They are part of the API: alerts and GitOps health checks match on them, so they change only deliberately.
+"""
+
+from __future__ import annotations
+
+# Ready=True
+SUCCEEDED = "Succeeded"
+"""Azure matches the spec."""
+
+# Ready=False while the operator makes progress on its own
+RECONCILING = "Reconciling"
+"""A change is being applied."""
+WAITING_FOR_IDENTITY = "WaitingForIdentity"
+"""The referenced identity is missing or not Ready yet; reconciling resumes as soon as it is."""
+WAITING_FOR_PRINCIPAL = "WaitingForPrincipal"
+"""Azure does not know the principal yet (directory replication); retried with backoff."""
+THROTTLED = "Throttled"
+"""Azure asked us to slow down (429); retried after the delay it gave."""
+AZURE_ERROR = "AzureError"
+"""A transient Azure failure (5xx, timeout, conflict); retried with backoff."""
+DELETING = "Deleting"
+"""The object is being deleted and Azure is being cleaned up."""
+
+# Ready=False until the user acts (no retries until the spec changes, apart from the drift check)
+INVALID_SPEC = "InvalidSpec"
+"""The spec is malformed: an invalid name, scope, GUID or combination of fields."""
+REFERENCE_NOT_FOUND = "ReferenceNotFound"
+"""A referenced Kubernetes object does not exist."""
+RESOURCE_GROUP_NOT_FOUND = "ResourceGroupNotFound"
+"""The resource group does not exist in the subscription."""
+RESOURCE_NOT_FOUND = "ResourceNotFound"
+"""The Azure resource the object refers to does not exist."""
+ROLE_NOT_FOUND = "RoleNotFound"
+"""No role definition with that name or ID is assignable at the scope."""
+AUTHORIZATION_FAILED = "AuthorizationFailed"
+"""The operator's own identity lacks an Azure permission; the message names the action and scope."""
+AZURE_REJECTED = "AzureRejected"
+"""Azure refused the request as invalid; the message carries Azure's own explanation."""
+CONFLICT = "Conflict"
+"""Azure already holds something that clashes with the spec and that the operator will not take over."""
+UNSUPPORTED_RESOURCE = "UnsupportedResource"
+"""The Azure resource type does not support managed identities."""
+DELETION_BLOCKED = "DeletionBlocked"
+"""The Azure side cannot be cleaned up; the message says why and what releases the object."""
+OPERATOR_ERROR = "OperatorError"
+"""The operator itself failed unexpectedly; retried with backoff. Worth a bug report with the logs."""

@@ -1,0 +1,47 @@
+"""The one table that classifies ARM errors and maps them to Ready reasons and retries."""
+
+import pytest
+
+from azure_identity_operator.arm.errors import ArmError, ErrorClass, classify, outcome_for
+from azure_identity_operator.status import reasons
+
+
+def error(status: int | None, code: str, retry_after: float | None = None) -> ArmError:
+    return ArmError(status=status, code=code, message="m", request_id="rid", retry_after=retry_after)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected_class", "expected_reason", "retries"),
+    [
+        (404, "ResourceGroupNotFound", ErrorClass.NEEDS_USER, reasons.RESOURCE_GROUP_NOT_FOUND, False),
+        (403, "AuthorizationFailed", ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, False),
+        (400, "PrincipalNotFound", ErrorClass.RETRYABLE, reasons.WAITING_FOR_PRINCIPAL, True),
+        (400, "SomethingNew", ErrorClass.NEEDS_USER, reasons.AZURE_REJECTED, False),
+        (404, "ResourceNotFound", ErrorClass.NOT_FOUND, reasons.RESOURCE_NOT_FOUND, False),
+        (429, "SubscriptionRequestsThrottled", ErrorClass.THROTTLED, reasons.THROTTLED, True),
+        (503, "ServiceUnavailable", ErrorClass.RETRYABLE, reasons.AZURE_ERROR, True),
+        (None, "ConnectionError", ErrorClass.RETRYABLE, reasons.AZURE_ERROR, True),
+        (
+            409,
+            "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+            ErrorClass.RETRYABLE,
+            reasons.AZURE_ERROR,
+            True,
+        ),
+    ],
+)
+def test_classification_and_outcome(
+    status: int | None, code: str, expected_class: ErrorClass, expected_reason: str, retries: bool
+) -> None:
+    failure = error(status, code)
+    assert classify(failure) is expected_class
+    result = outcome_for(failure, action="creating the identity")
+    assert not result.ready
+    assert result.reason == expected_reason
+    assert (result.retry_after is not None) is retries
+    assert result.message.startswith("creating the identity: ")
+    assert "request id rid" in result.message
+
+
+def test_throttling_honours_retry_after() -> None:
+    assert outcome_for(error(429, "TooManyRequests", retry_after=17), action="x").retry_after == 17

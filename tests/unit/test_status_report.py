@@ -1,0 +1,70 @@
+"""The Ready condition and the status computed from an outcome: transitions, idempotency, patches."""
+
+from azure_identity_operator.status import conditions, outcome, reasons, report
+
+
+def test_last_transition_time_changes_only_when_status_flips() -> None:
+    first = conditions.set_condition(
+        None, type="Ready", status="False", reason="Reconciling", message="a", observed_generation=1, now="T1"
+    )
+    same_status = conditions.set_condition(
+        first, type="Ready", status="False", reason="AzureError", message="b", observed_generation=2, now="T2"
+    )
+    flipped = conditions.set_condition(
+        same_status,
+        type="Ready",
+        status="True",
+        reason="Succeeded",
+        message="c",
+        observed_generation=2,
+        now="T3",
+    )
+    assert first[0]["lastTransitionTime"] == "T1"
+    assert same_status[0]["lastTransitionTime"] == "T1"
+    assert same_status[0]["reason"] == "AzureError"
+    assert flipped[0]["lastTransitionTime"] == "T3"
+
+
+def test_other_conditions_keep_their_place() -> None:
+    existing = [{"type": "Synced", "status": "True"}, {"type": "Ready", "status": "False"}]
+    updated = conditions.set_condition(
+        existing,
+        type="Ready",
+        status="True",
+        reason="Succeeded",
+        message="",
+        observed_generation=None,
+        now="T",
+    )
+    assert [c["type"] for c in updated] == ["Synced", "Ready"]
+    assert updated[0] == {"type": "Synced", "status": "True"}
+
+
+def test_same_outcome_twice_yields_no_patch() -> None:
+    result = outcome.succeeded("identity exists", {"principalId": "p", "clientId": "c"})
+    first = report.next_status(None, result, generation=3, now="T1")
+    second = report.next_status(first, result, generation=3, now="T2")
+    assert second == first
+    assert report.status_patch(first, second) == {}
+    assert not report.ready_transition(first, second)
+
+
+def test_outcome_fields_set_and_remove_status_keys() -> None:
+    previous = {"principalId": "old", "clientId": "c", "observedGeneration": 1}
+    result = outcome.not_ready(reasons.AZURE_ERROR, "boom", retry_after=5, observed={"principalId": None})
+    current = report.next_status(previous, result, generation=2, now="T")
+    assert "principalId" not in current
+    assert current["clientId"] == "c"
+    assert current["observedGeneration"] == 2
+    patch = report.status_patch(previous, current)
+    assert patch["principalId"] is None
+    assert patch["observedGeneration"] == 2
+    assert report.ready_transition(previous, current)
+
+
+def test_reason_change_is_a_transition_even_without_a_status_flip() -> None:
+    waiting = report.next_status(
+        None, outcome.not_ready(reasons.WAITING_FOR_IDENTITY, "w"), generation=1, now="T"
+    )
+    failing = report.next_status(waiting, outcome.not_ready(reasons.AZURE_ERROR, "e"), generation=1, now="T")
+    assert report.ready_transition(waiting, failing)

@@ -1,0 +1,146 @@
+"""The transport-neutral request and reply every ARM handler works with, plus helpers they share: JSON body
+reading, api-version checks, paging with absolute `nextLink`s, and timestamps in ARM's format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from azure_emulator.errors import ArmError, bad_request, invalid_request_content
+
+GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_guid(value: object) -> bool:
+    return isinstance(value, str) and GUID_PATTERN.match(value) is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # normalised: single slashes, no trailing slash, caller's casing
+    query: Mapping[str, str]
+    body: Any  # parsed JSON, or None when the request had no body
+    base_url: str  # scheme://host[:port] the caller used, for nextLink and Location headers
+    caller_object_id: str
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(part for part in self.path.split("/") if part)
+
+    @property
+    def api_version(self) -> str | None:
+        return self.query.get("api-version")
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; ARM's InvalidRequestContent otherwise."""
+        if self.body is None:
+            return {}
+        if not isinstance(self.body, dict):
+            raise invalid_request_content("The request body must be a JSON object")
+        return self.body
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any = None  # JSON-serialisable; None sends no body
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Seconds the server waits before sending: models a write that takes time (federated credentials).
+    delay: float = 0.0
+
+
+def normalise_path(raw_path: str) -> str:
+    # ARM accepts `//subscriptions/...` (PowerShell sends it) and a trailing slash.
+    path = re.sub(r"/{2,}", "/", raw_path)
+    if len(path) > 1:
+        path = path.rstrip("/")
+    return path or "/"
+
+
+def parse_body(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise invalid_request_content(str(error)) from error
+
+
+def require_api_version(request: Request, supported: Sequence[str], *, type_name: str | None = None) -> str:
+    """Check `api-version` against what the resource type supports, with ARM's error codes."""
+    version = request.api_version
+    if not version:
+        raise bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if version.lower() in (v.lower() for v in supported):
+        return version
+    listed = ", ".join(supported)
+    if type_name is None:
+        raise bad_request(
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are '{listed}'.",
+        )
+    raise bad_request(
+        "NoRegisteredProviderFound",
+        f"No registered resource provider found for location 'global' and API version '{version}' for type "
+        f"'{type_name}'. The supported api-versions are '{listed}'. The supported locations are "
+        "'eastus, eastus2, westus, westus2, westeurope, northeurope'.",
+    )
+
+
+def utc_stamp() -> str:
+    """ARM's timestamp format: seven fractional digits and a `Z`."""
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}0Z"
+
+
+def page(
+    request: Request,
+    items: Sequence[Any],
+    render: Callable[[Any], dict[str, Any]],
+    page_size: int,
+) -> Reply:
+    """One page of a list, with an absolute `nextLink` (same host, same filter) when more remain.
+
+    The generated SDKs GET the nextLink's own scheme, host and path and re-encode its query, so the link
+    must point at this emulator.
+    """
+    top = request.query.get("$top")
+    size = page_size
+    if top is not None:
+        if not top.isdigit() or int(top) < 1:
+            raise bad_request("InvalidParameter", f"The value '{top}' of '$top' is not valid.")
+        size = min(size, int(top))
+    start = 0
+    token = request.query.get("$skiptoken")
+    if token:
+        if not token.isdigit():
+            raise bad_request("InvalidSkipToken", f"The skip token '{token}' is not valid.")
+        start = int(token)
+    chunk = items[start : start + size]
+    body: dict[str, Any] = {"value": [render(item) for item in chunk]}
+    if start + size < len(items):
+        query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+        query["$skiptoken"] = str(start + size)
+        body["nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
+    return Reply(200, body)
+
+
+def method_not_allowed(method: str) -> ArmError:
+    return ArmError(
+        405, "MethodNotAllowed", f"The requested resource does not support http method '{method}'."
+    )
+
+
+def new_operation_id() -> str:
+    return str(uuid.uuid4())

@@ -11,8 +11,13 @@ API_VERSION = f"{GROUP}/{VERSION}"
 FINALIZER = f"{GROUP}/finalizer"
 """Added before the first Azure write, removed once Azure no longer holds what the object owns."""
 
-STORAGE_PREFIX = GROUP
-"""Prefix of the annotations kopf keeps its progress and last-handled spec in (never kopf.zalando.org)."""
+STORAGE_PREFIX = f"kopf.{GROUP}"
+"""Prefix of the annotations kopf keeps its progress and last-handled spec in (never kopf.zalando.org).
+
+It must differ from GROUP: kopf leaves every annotation under its storage prefix out of the object's
+essence, so an `identityoperator.dev/...` prefix would hide `IDENTITY_PRINCIPAL_ANNOTATION` changes from
+the dependants' update handlers and the wake-up would never fire.
+"""
 
 IDENTITY_PRINCIPAL_ANNOTATION = f"{GROUP}/identity-principal-id"
 """Set on objects that depend on an identity to the principal they should use ('' while there is none).

@@ -29,7 +29,7 @@ RUN pip wheel --no-cache-dir --no-build-isolation --constraint deploy/image/cons
 
 FROM python-base AS runtime
 LABEL org.opencontainers.image.title="azure-identity-operator" \
-      org.opencontainers.image.description="Declares Azure managed identities, federated credentials and role assignments as Kubernetes objects" \
+      org.opencontainers.image.description="Azure managed identities and role assignments as Kubernetes objects" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/azure-identity-operator/azure-identity-operator" \
       org.opencontainers.image.version="0.1.0"

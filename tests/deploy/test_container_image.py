@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -281,3 +282,12 @@ def test_build_backend_is_pinned_within_the_build_system_requirements() -> None:
     assert set(pinned) == {canonicalize_name(requirement.name) for requirement in build_requires}
     for requirement in build_requires:
         assert pinned[canonicalize_name(requirement.name)] in requirement.specifier, str(requirement)
+
+
+def test_image_version_is_the_project_version(stages: list[Stage]) -> None:
+    version = tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+    labels = " ".join(label.arguments for label in stages[-1].of("LABEL"))
+    assert f'org.opencontainers.image.version="{version}"' in labels
+    kustomization = yaml.safe_load((REPO_ROOT / "deploy" / "base" / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image == {"name": "ghcr.io/azure-identity-operator/azure-identity-operator", "newTag": version}

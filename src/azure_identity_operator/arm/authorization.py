@@ -1,0 +1,81 @@
+"""The authorization port: role definitions and role assignments, in plain data.
+
+Reconcilers depend on the `AuthorizationPort` protocol; `arm.sdk.authorization` implements it with the
+async `azure-mgmt-authorization` client and unit tests implement it in memory. Every method raises
+`arm.errors.ArmError` on failure; "absent" is `None` (get) or a no-op (delete), never an error. Scopes are
+ARM IDs with a leading slash (`/subscriptions/<id>/resourceGroups/<name>`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+from azure_identity_operator.arm import ids
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RoleDefinition:
+    id: str
+    """`/subscriptions/<id>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
+    role_name: str
+    role_type: str
+    """`BuiltInRole` or `CustomRole`."""
+    assignable_scopes: tuple[str, ...] = ()
+
+    @property
+    def guid(self) -> str:
+        return ids.role_definition_guid(self.id)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RoleAssignmentProperties:
+    """What one role assignment grants and how: the body of a PUT, and what a GET reports back."""
+
+    scope: str
+    role_definition_id: str
+    principal_id: str
+    principal_type: str | None
+    """`None` lets Azure look the principal up in the directory (and fail while it is replicating)."""
+    description: str | None = None
+    condition: str | None = None
+    condition_version: str | None = None
+
+    def same_grant(self, other: RoleAssignmentProperties) -> bool:
+        """Same scope, principal and role: what Azure forbids changing and keeps unique."""
+        return (
+            ids.same_id(self.scope, other.scope)
+            and self.principal_id.lower() == other.principal_id.lower()
+            and ids.role_definition_guid(self.role_definition_id)
+            == ids.role_definition_guid(other.role_definition_id)
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RoleAssignment:
+    id: str
+    name: str
+    properties: RoleAssignmentProperties
+
+
+class AuthorizationPort(Protocol):
+    async def get_role_definition(self, role_definition_id: str) -> RoleDefinition | None: ...
+
+    async def find_role_definitions(self, scope: str, role_name: str) -> list[RoleDefinition]:
+        """Role definitions assignable at `scope` named `role_name` (Azure matches names case-insensitively;
+        built-in and custom roles alike)."""
+        ...
+
+    async def get_role_assignment(self, scope: str, name: str) -> RoleAssignment | None: ...
+
+    async def list_role_assignments_for_principal(
+        self, scope: str, principal_id: str
+    ) -> list[RoleAssignment]:
+        """Assignments of `principal_id` at, above or below `scope`."""
+        ...
+
+    async def create_role_assignment(
+        self, name: str, properties: RoleAssignmentProperties
+    ) -> RoleAssignment: ...
+
+    async def delete_role_assignment(self, scope: str, name: str) -> None: ...

@@ -1,0 +1,130 @@
+"""kopf wiring of `SystemAssignedIdentity`: one reconcile for create/update/resume and the drift timer,
+cleanup on delete honouring `deletionPolicy`, and the wake-up of role assignments that use its principal.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from azure_identity_operator.api import constants
+from azure_identity_operator.api.references import PrincipalSnapshot
+from azure_identity_operator.api.system_assigned_identity import InvalidSpecError
+from azure_identity_operator.arm import errors
+from azure_identity_operator.handlers import dependants, runtime
+from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.reconcilers import system_assigned_identities
+from azure_identity_operator.status import outcome, reasons
+
+KIND = constants.SYSTEM_ASSIGNED_IDENTITY
+BY_RESOURCE_INDEX = f"{KIND.plural}_by_resource"
+DELETION_BLOCKED_RETRY_SECONDS = 60.0
+
+
+def resource_key(resource_id: str) -> str:
+    return resource_id.strip().rstrip("/").lower()
+
+
+def others_declaring(
+    indexes: Mapping[str, Any], *, resource_id: str, namespace: str, name: str
+) -> list[tuple[str, str]]:
+    """Other SystemAssignedIdentity objects (any namespace) that declare the same resource's identity."""
+    index = indexes.get(BY_RESOURCE_INDEX)
+    if index is None:
+        return []
+    return [owner for owner in index.get(resource_key(resource_id), ()) if owner != (namespace, name)]
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    dependants.register_principal_index(registry, KIND)
+    interval = context.settings.sync_interval
+    resource = (constants.GROUP, constants.VERSION, KIND.plural)
+
+    @kopf.index(*resource, id=BY_RESOURCE_INDEX, registry=registry)
+    def index_by_resource(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]] | None:
+        if body.metadata.get("deletionTimestamp"):
+            return None
+        resource_id = (body.get("spec") or {}).get("resourceId")
+        if not isinstance(resource_id, str) or not resource_id:
+            return None
+        return {resource_key(resource_id): (body.metadata.namespace or "", body.metadata.name or "")}
+
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int) -> None:
+        async def run() -> outcome.Outcome:
+            try:
+                spec = system_assigned_identities.parse_spec(body.get("spec"))
+            except InvalidSpecError as error:
+                return outcome.not_ready(reasons.INVALID_SPEC, str(error))
+            return await system_assigned_identities.reconcile(context.resources, spec)
+
+        await runtime.reconcile_and_report(
+            body=body,
+            patch=patch,
+            logger=logger,
+            retry=retry,
+            run=run,
+            action="enabling the system-assigned identity",
+        )
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    async def on_change(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
+        await reconcile(body, patch, logger, retry)
+
+    @kopf.timer(
+        *resource,
+        interval=interval,
+        initial_delay=lambda **_: random.uniform(0.1, 1.0) * interval,
+        registry=registry,
+    )
+    async def drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any) -> None:
+        if body.metadata.get("deletionTimestamp"):
+            return
+        await reconcile(body, patch, logger, int(kwargs.get("retry") or 0))
+
+    @kopf.on.delete(*resource, registry=registry)
+    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
+        try:
+            spec = system_assigned_identities.parse_spec(body.get("spec"))
+        except InvalidSpecError:
+            return  # never valid, so never enabled by this object
+        if spec.deletion_policy == "Orphan":
+            logger.info("deletionPolicy Orphan: the system-assigned identity of %s stays", spec.resource_id)
+            return
+        others = others_declaring(
+            kwargs,
+            resource_id=spec.resource_id,
+            namespace=body.metadata.namespace or "",
+            name=body.metadata.name or "",
+        )
+        if others:
+            logger.info(
+                "Leaving the system-assigned identity of %s enabled: still declared by %s",
+                spec.resource_id,
+                ", ".join(f"{ns}/{name}" for ns, name in others),
+            )
+            return
+        try:
+            cleanup = await system_assigned_identities.disable(context.resources, spec)
+        except errors.ArmError as error:
+            result = errors.outcome_for(
+                error, action=f"disabling the system-assigned identity of {spec.resource_id}"
+            )
+            blocked = outcome.not_ready(
+                reasons.DELETION_BLOCKED,
+                f"{result.message}; the object keeps its finalizer until this succeeds "
+                "(or set spec.deletionPolicy: Orphan to leave the identity enabled)",
+                retry_after=result.retry_after or DELETION_BLOCKED_RETRY_SECONDS,
+            )
+            runtime.report_outcome(body=body, patch=patch, logger=logger, result=blocked)
+            raise kopf.TemporaryError(blocked.message, delay=runtime.backoff_delay(blocked, retry)) from error
+        logger.info(cleanup.message)
+
+    @kopf.on.event(*resource, registry=registry)
+    async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:
+        snapshot = PrincipalSnapshot.from_body(KIND.kind, body)
+        await context.dependants.wake(context.kube, snapshot, kwargs)

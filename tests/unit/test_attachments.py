@@ -1,0 +1,175 @@
+"""Attaching a user-assigned identity to resources and detaching it, keeping everyone else's identities."""
+
+from __future__ import annotations
+
+import asyncio
+
+from azure_identity_operator.arm.errors import ArmError
+from azure_identity_operator.reconcilers import attachments
+from azure_identity_operator.status import outcome, reasons
+
+from .fake_resources import APP, SLOT, VM, VNET, FakeResourcePort, uai
+
+OURS = uai("ours")
+
+
+def attached_ids(port: FakeResourcePort, resource_id: str) -> list[str]:
+    state = port.state(resource_id)
+    assert state is not None
+    return [a.id for a in state.identity.user_assigned]
+
+
+def run(
+    port: FakeResourcePort, wanted: list[str], recorded: list[str] | None = None
+) -> attachments.AttachmentsResult:
+    return asyncio.run(
+        attachments.reconcile_attachments(port, identity_id=OURS, wanted=wanted, recorded=recorded or [])
+    )
+
+
+def test_attach_merges_into_existing_identities_and_a_second_pass_writes_nothing() -> None:
+    port = FakeResourcePort()
+    port.add(VM, system=True, user=(uai("theirs"),))
+    port.add(APP, system=True)
+    result = run(port, [VM, APP])
+    assert [s.state for s in result.states] == ["Attached", "Attached"]
+    assert result.problem() is None
+    assert attached_ids(port, VM) == [uai("theirs"), OURS]
+    assert attached_ids(port, APP) == [OURS]
+    vm, app = port.state(VM), port.state(APP)
+    assert vm is not None
+    assert vm.identity.system_assigned
+    assert app is not None
+    assert app.identity.system_assigned
+    assert [patch.type for _, patch in port.writes] == ["SystemAssigned, UserAssigned"] * 2
+    assert all(patch.user_assigned == {OURS: True} for _, patch in port.writes)
+
+    writes = len(port.writes)
+    again = run(port, [VM, APP], [s.resource_id for s in result.states])
+    assert again == result
+    assert len(port.writes) == writes, "the second pass must not write"
+
+
+def test_detach_on_removal_keeps_others_and_fixes_the_type() -> None:
+    port = FakeResourcePort()
+    port.add(VM, system=True, user=(uai("theirs"),))
+    port.add(APP, system=True)
+    port.add(SLOT)
+    run(port, [VM, APP, SLOT])
+
+    result = run(port, [], [VM, APP, SLOT])
+    assert result.states == ()
+    assert result.status_field is None
+    assert attached_ids(port, VM) == [uai("theirs")]
+    assert attached_ids(port, APP) == []
+    assert attached_ids(port, SLOT) == []
+    by_target = {target: patch for target, patch in port.writes[3:]}
+    assert by_target[VM].type == "SystemAssigned, UserAssigned"
+    assert by_target[VM].user_assigned == {OURS: False}
+    assert by_target[APP].type == "SystemAssigned"
+    assert by_target[APP].user_assigned == {}
+    assert by_target[SLOT].type == "None"
+    vm, app = port.state(VM), port.state(APP)
+    assert vm is not None
+    assert vm.identity.system_assigned
+    assert app is not None
+    assert app.identity.system_assigned
+
+
+def test_detach_all_on_deletion_and_gone_resources_are_done() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    port.add(APP)
+    run(port, [VM, APP])
+    port.delete(APP)
+    result = asyncio.run(attachments.detach_all(port, identity_id=OURS, resource_ids=[VM, APP]))
+    assert result.states == ()
+    assert attached_ids(port, VM) == []
+
+
+def test_detached_behind_our_back_is_attached_again() -> None:
+    port = FakeResourcePort()
+    port.add(VM, user=(uai("theirs"),))
+    run(port, [VM])
+    port.set_identity(VM, system=False, user=(uai("theirs"),))
+    result = run(port, [VM], [VM])
+    assert result.states[0].state == "Attached"
+    assert attached_ids(port, VM) == [uai("theirs"), OURS]
+
+
+def test_failures_are_reported_per_resource_and_decide_ready() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    port.add(VNET)
+    missing = APP
+    result = run(port, [VM, missing, VNET, "/subscriptions/nope", VM.upper()])
+    by_id = {s.resource_id: s for s in result.states}
+    assert len(result.states) == 4, "the same resource in another casing is listed once"
+    assert by_id[VM].state == "Attached"
+    assert by_id[missing].state == "Failed"
+    assert by_id[missing].reason == reasons.RESOURCE_NOT_FOUND
+    assert by_id[VNET].reason == reasons.UNSUPPORTED_RESOURCE
+    assert "Microsoft.Network/virtualNetworks" in by_id[VNET].message
+    assert by_id["/subscriptions/nope"].reason == reasons.INVALID_SPEC
+    problem = result.problem()
+    assert problem is not None
+    assert not problem.ready
+    assert problem.retry_after is None
+    assert missing in problem.message
+    assert VNET in problem.message
+
+    identity_ready = outcome.succeeded("identity ready", {"id": OURS})
+    combined = result.combine(identity_ready)
+    assert not combined.ready
+    assert combined.reason == reasons.RESOURCE_NOT_FOUND
+    assert combined.observed["id"] == OURS
+    assert [a["state"] for a in combined.observed["attachments"]] == [
+        "Attached",
+        "Failed",
+        "Failed",
+        "Failed",
+    ]
+
+
+def test_transient_failures_retry_and_a_removed_failure_is_forgotten() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    port.fail_next_patch = ArmError(status=503, code="ServiceUnavailable", message="busy")
+    result = run(port, [VM])
+    problem = result.problem()
+    assert problem is not None
+    assert problem.reason == reasons.AZURE_ERROR
+    assert problem.retry_after
+    healed = run(port, [VM], [VM])
+    assert healed.problem() is None
+    assert run(port, [], [VM]).states == ()
+
+
+def test_a_failed_detach_is_kept_for_the_next_pass() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    run(port, [VM])
+    port.fail_next_patch = ArmError(status=403, code="AuthorizationFailed", message="no rights")
+    result = run(port, [], [VM])
+    (state,) = result.states
+    assert state.state == "Detaching"
+    assert state.reason == reasons.AUTHORIZATION_FAILED
+    assert attached_ids(port, VM) == [OURS]
+    assert run(port, [], [VM]).states == ()
+    assert attached_ids(port, VM) == []
+
+
+def test_identity_not_ready_dominates_attachment_state() -> None:
+    port = FakeResourcePort()
+    result = run(port, [VM])
+    not_ready = outcome.not_ready(reasons.RESOURCE_GROUP_NOT_FOUND, "no group")
+    combined = result.combine(not_ready)
+    assert combined.reason == reasons.RESOURCE_GROUP_NOT_FOUND
+    assert combined.observed["attachments"][0]["state"] == "Failed"
+
+
+def test_recorded_resource_ids_reads_the_previous_status() -> None:
+    assert attachments.recorded_resource_ids([{"resourceId": VM, "state": "Attached"}, {"state": "x"}]) == [
+        VM
+    ]
+    assert attachments.recorded_resource_ids(None) == []

@@ -17,11 +17,12 @@ from azure_identity_operator import config
 from azure_identity_operator.api import constants
 from azure_identity_operator.arm.sdk.identities import SdkIdentityPort
 from azure_identity_operator.arm.sdk.session import AzureSession
+from azure_identity_operator.handlers import federated_identity_credentials, user_assigned_identities
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.dependants import DependantWiring
 from azure_identity_operator.handlers.kube import KubeWriter
 
-KIND_MODULES: tuple[Any, ...] = ()
+KIND_MODULES: tuple[Any, ...] = (user_assigned_identities, federated_identity_credentials)
 """Handler modules, each with `register(registry: kopf.OperatorRegistry, context: OperatorContext)`."""
 
 

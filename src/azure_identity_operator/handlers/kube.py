@@ -62,6 +62,34 @@ class KubeWriter:
                 return None
             raise
 
+    async def export_config_map(
+        self, *, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, str] | None
+    ) -> bool:
+        """Make ConfigMap `name` carry `data` (other keys kept); `True` if anything was written.
+
+        A ConfigMap this call creates gets `owner` (apiVersion, kind, name, uid) as its owner reference, so
+        Kubernetes removes it with the owner; an existing one keeps its owners and only gains the keys.
+        """
+        existing = await self.read_config_map(namespace=namespace, name=name)
+        if existing is None:
+            metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+            if owner is not None:
+                metadata["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
+            body: Any = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
+            try:
+                await asyncio.to_thread(self._core.create_namespaced_config_map, namespace, body)
+                return True
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                existing = await self.read_config_map(namespace=namespace, name=name)
+        current = dict((existing.data if existing is not None else None) or {})
+        changed = {key: value for key, value in data.items() if current.get(key) != value}
+        if not changed:
+            return False
+        await asyncio.to_thread(self._core.patch_namespaced_config_map, name, namespace, {"data": changed})
+        return True
+
     @property
     def core(self) -> kubernetes.client.CoreV1Api:
         """The core API, for writes that must run through `asyncio.to_thread`."""

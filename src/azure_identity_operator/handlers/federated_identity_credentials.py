@@ -1,0 +1,127 @@
+"""kopf wiring of `FederatedIdentityCredential`: one reconcile for create/update/resume, the drift timer and
+the identity's wake-up; cleanup on delete; writes serialized per identity.
+
+Azure refuses concurrent credential writes under one identity (409
+`ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity`), so every reconcile and cleanup
+holds the lock of the identity it writes under. The 409 stays retryable for writes from outside this
+process (another operator replica, a user's `az` command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from azure_identity_operator.api import constants
+from azure_identity_operator.api.references import PrincipalSnapshot
+from azure_identity_operator.handlers import dependants, runtime
+from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.reconcilers import federated_identity_credentials as reconciler
+from azure_identity_operator.status import outcome
+
+KIND = constants.FEDERATED_IDENTITY_CREDENTIAL
+IDENTITY_KIND = constants.USER_ASSIGNED_IDENTITY
+DRIFT_JITTER = 0.1
+
+_identity_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def identity_write_lock(identity_id: str | None) -> asyncio.Lock:
+    """The lock serializing credential writes under one identity (a fresh lock when there is none yet)."""
+    if not identity_id:
+        return asyncio.Lock()
+    key = identity_id.rstrip("/").lower()
+    lock = _identity_locks.get(key)
+    if lock is None:
+        lock = asyncio.Lock()
+        _identity_locks[key] = lock
+    return lock
+
+
+def referenced_identity(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the identity a credential's spec references, for the dependants' index."""
+    ref = (body.get("spec") or {}).get("identityRef") or {}
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return (IDENTITY_KIND.kind, name) if isinstance(name, str) and name else None
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    context.dependants.register(KIND, referenced_identity)
+    settings = context.settings
+    interval = settings.sync_interval
+    resource = (constants.GROUP, constants.VERSION, KIND.plural)
+
+    def identity_of(body: kopf.Body, indexes: Mapping[str, Any]) -> PrincipalSnapshot | None:
+        referenced = referenced_identity(body)
+        if referenced is None:
+            return None
+        return dependants.lookup_principal(
+            IDENTITY_KIND, body.metadata.namespace or "", referenced[1], indexes
+        )
+
+    async def reconcile(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, indexes: Mapping[str, Any]
+    ) -> None:
+        async def run() -> outcome.Outcome:
+            identity = identity_of(body, indexes)
+            async with identity_write_lock(identity.resource_id if identity else None):
+                return await reconciler.reconcile(
+                    context.identities,
+                    body.get("spec"),
+                    object_name=body.metadata.name or "",
+                    namespace=body.metadata.namespace or "",
+                    default_issuer=settings.oidc_issuer,
+                    identity=identity,
+                )
+
+        await runtime.reconcile_and_report(
+            body=body,
+            patch=patch,
+            logger=logger,
+            retry=retry,
+            run=run,
+            action="reconciling the federated credential",
+        )
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    async def on_change(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
+        await reconcile(body, patch, logger, retry, kwargs)
+
+    @kopf.timer(
+        *resource,
+        interval=interval * (1 - DRIFT_JITTER),
+        initial_delay=lambda **_: random.uniform(0.5, 1.0) * interval,
+        registry=registry,
+    )
+    async def drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any) -> None:
+        stopped = kwargs.get("stopped")
+        if stopped is not None and await stopped.wait(random.uniform(0, 2 * DRIFT_JITTER * interval)):
+            return
+        if body.metadata.get("deletionTimestamp"):
+            return
+        await reconcile(body, patch, logger, int(kwargs.get("retry") or 0), kwargs)
+
+    @kopf.on.delete(*resource, registry=registry)
+    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
+        identity = identity_of(body, kwargs)
+        status = body.get("status")
+        async with identity_write_lock(reconciler.identity_id_for(identity, status)):
+            blocked = await reconciler.cleanup(
+                context.identities,
+                body.get("spec"),
+                object_name=body.metadata.name or "",
+                namespace=body.metadata.namespace or "",
+                default_issuer=settings.oidc_issuer,
+                identity=identity,
+                status=status,
+            )
+        if blocked is not None:
+            runtime.report_outcome(body=body, patch=patch, logger=logger, result=blocked)
+            raise kopf.TemporaryError(blocked.message, delay=runtime.backoff_delay(blocked, retry))

@@ -1,0 +1,117 @@
+"""kopf wiring of `UserAssignedIdentity`: one reconcile for create/update/resume and the drift timer, the
+export of its IDs to a ConfigMap, cleanup on delete honouring `deletionPolicy`, and the wake-up of the
+objects that depend on its principal (federated credentials, role assignments).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from azure_identity_operator.api import constants
+from azure_identity_operator.api import user_assigned_identity as api
+from azure_identity_operator.api.references import PrincipalSnapshot
+from azure_identity_operator.handlers import dependants, runtime
+from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.reconcilers import user_assigned_identities as reconciler
+from azure_identity_operator.status import outcome
+
+KIND = constants.USER_ASSIGNED_IDENTITY
+
+DRIFT_JITTER = 0.1
+"""Each drift check runs ±10% around the sync interval, so objects created together spread out."""
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    dependants.register_principal_index(registry, KIND)
+    settings = context.settings
+    interval = settings.sync_interval
+    resource = (constants.GROUP, constants.VERSION, KIND.plural)
+
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int) -> None:
+        name = body.metadata.name or ""
+
+        async def run() -> outcome.Outcome:
+            result = await reconciler.reconcile(
+                context.identities,
+                body.get("spec"),
+                object_name=name,
+                default_subscription_id=settings.subscription_id,
+                default_tenant_id=settings.tenant_id,
+                status=body.get("status"),
+            )
+            if result.ready:
+                await _export(context, body, result.observed)
+            return result
+
+        await runtime.reconcile_and_report(
+            body=body, patch=patch, logger=logger, retry=retry, run=run, action="reconciling the identity"
+        )
+
+    @kopf.on.resume(*resource, registry=registry)
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    async def on_change(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
+        await reconcile(body, patch, logger, retry)
+
+    @kopf.timer(
+        *resource,
+        interval=interval * (1 - DRIFT_JITTER),
+        initial_delay=lambda **_: random.uniform(0.5, 1.0) * interval,
+        registry=registry,
+    )
+    async def drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any) -> None:
+        stopped = kwargs.get("stopped")
+        if stopped is not None and await stopped.wait(random.uniform(0, 2 * DRIFT_JITTER * interval)):
+            return
+        if body.metadata.get("deletionTimestamp"):
+            return
+        await reconcile(body, patch, logger, int(kwargs.get("retry") or 0))
+
+    @kopf.on.delete(*resource, registry=registry)
+    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
+        blocked = await reconciler.cleanup(
+            context.identities,
+            body.get("spec"),
+            object_name=body.metadata.name or "",
+            default_subscription_id=settings.subscription_id,
+            status=body.get("status"),
+        )
+        if blocked is not None:
+            runtime.report_outcome(body=body, patch=patch, logger=logger, result=blocked)
+            raise kopf.TemporaryError(blocked.message, delay=runtime.backoff_delay(blocked, retry))
+
+    @kopf.on.event(*resource, registry=registry)
+    async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:
+        await context.dependants.wake(context.kube, PrincipalSnapshot.from_body(KIND.kind, body), kwargs)
+
+
+async def _export(context: OperatorContext, body: kopf.Body, observed: Mapping[str, Any]) -> None:
+    """Copy the IDs to the ConfigMap `spec.exportTo.configMap` names, writing only what differs."""
+    try:
+        spec = api.parse_spec(body.get("spec"))
+    except api.InvalidSpecError:
+        return
+    if spec.export_to is None or spec.export_to.config_map is None:
+        return
+    values = {
+        "clientId": observed.get("clientId"),
+        "principalId": observed.get("principalId"),
+        "tenantId": observed.get("tenantId"),
+        "resourceId": observed.get("id"),
+    }
+    data = {key: str(value) for key, value in values.items() if value}
+    await context.kube.export_config_map(
+        namespace=body.metadata.namespace or "",
+        name=spec.export_to.config_map.name,
+        data=data,
+        owner={
+            "apiVersion": constants.API_VERSION,
+            "kind": KIND.kind,
+            "name": body.metadata.name or "",
+            "uid": body.metadata.uid or "",
+        },
+    )

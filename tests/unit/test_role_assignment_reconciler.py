@@ -1,0 +1,455 @@
+"""The RoleAssignment reconciler against the in-memory authorization fake.
+
+Covers: creation by role name and by role definition ID (each run twice, the second writing nothing);
+waiting for a referenced identity; the deterministic name; adoption of the same grant under another name;
+replacement when the principal, role or scope changes (new one first, then the old one), including a
+failed delete of the old one and a grant another object still declares; drift (deleted, edited) repaired;
+errors needing the user (unknown role, AuthorizationFailed, missing scope, invalid spec) and
+`PrincipalNotFound` retried; the role-definition cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from azure_identity_operator.api.references import PrincipalSnapshot
+from azure_identity_operator.arm import ids
+from azure_identity_operator.arm.authorization import RoleAssignmentProperties
+from azure_identity_operator.arm.errors import ArmError
+from azure_identity_operator.reconcilers import role_assignments
+from azure_identity_operator.status import outcome, reasons, report
+
+from .fake_authorization import (
+    CONTRIBUTOR_GUID,
+    KEY_VAULT_SECRETS_USER_GUID,
+    READER_GUID,
+    SUBSCRIPTION,
+    FakeAuthorization,
+    role_id,
+)
+
+RG_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app"
+VAULT_SCOPE = f"{RG_SCOPE}/providers/Microsoft.KeyVault/vaults/kv-app"
+PRINCIPAL_A = "11111111-1111-1111-1111-111111111111"
+PRINCIPAL_B = "22222222-2222-2222-2222-222222222222"
+
+
+def raw_spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "principal": {"principalId": PRINCIPAL_A, "principalType": "ServicePrincipal"},
+        "role": "Reader",
+        "scope": RG_SCOPE,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def identity_spec(**overrides: Any) -> dict[str, Any]:
+    return raw_spec(principal={"identityRef": {"name": "app"}}, **overrides)
+
+
+def snapshot(principal_id: str | None = PRINCIPAL_A, *, ready: bool = True) -> PrincipalSnapshot:
+    return PrincipalSnapshot(
+        kind="UserAssignedIdentity",
+        namespace="team",
+        name="app",
+        ready=ready,
+        deleting=False,
+        principal_id=principal_id,
+        client_id=None,
+        tenant_id=None,
+        resource_id=None,
+    )
+
+
+class Harness:
+    """One object's life: reconcile, then fold the outcome into status as the handlers do."""
+
+    def __init__(self, port: FakeAuthorization | None = None) -> None:
+        self.port = port or FakeAuthorization()
+        self.roles = role_assignments.RoleResolver(self.port)
+        self.status: dict[str, Any] = {}
+        self.elsewhere: dict[str, list[str]] = {}
+
+    def declared_elsewhere(self, name: str) -> Collection[str]:
+        return self.elsewhere.get(name.lower(), [])
+
+    def reconcile(
+        self, spec: Mapping[str, Any], identity: PrincipalSnapshot | None = None
+    ) -> outcome.Outcome:
+        result = asyncio.run(
+            role_assignments.reconcile(
+                namespace="team",
+                spec=spec,
+                status=self.status,
+                identity=identity,
+                port=self.port,
+                roles=self.roles,
+                declared_elsewhere=self.declared_elsewhere,
+            )
+        )
+        self.status = report.next_status(self.status, result, generation=1, now="T")
+        return result
+
+    def reconcile_twice(
+        self, spec: Mapping[str, Any], identity: PrincipalSnapshot | None = None
+    ) -> outcome.Outcome:
+        first = self.reconcile(spec, identity)
+        self.port.reset_counts()
+        second = self.reconcile(spec, identity)
+        assert self.port.writes == 0, f"the second reconcile wrote: {self.port.calls}"
+        assert second == first
+        return first
+
+    def delete(self, spec: Mapping[str, Any], **kwargs: Any) -> role_assignments.Deletion:
+        kwargs.setdefault("deleting_since", 1000.0)
+        kwargs.setdefault("now", 1001.0)
+        kwargs.setdefault("force", False)
+        kwargs.setdefault("identity", None)
+        return asyncio.run(
+            role_assignments.delete(
+                spec=spec,
+                status=self.status,
+                port=self.port,
+                roles=self.roles,
+                declared_elsewhere=self.declared_elsewhere,
+                **kwargs,
+            )
+        )
+
+
+def expected_name(scope: str, principal: str, role_guid: str) -> str:
+    return ids.role_assignment_name(
+        scope=scope, principal_id=principal, role_definition_id=role_id(role_guid)
+    )
+
+
+def test_role_by_name_is_assigned_under_the_deterministic_name_and_the_second_run_writes_nothing() -> None:
+    harness = Harness()
+    result = harness.reconcile_twice(raw_spec())
+    assert result.ready, result.message
+    name = expected_name(RG_SCOPE, PRINCIPAL_A, READER_GUID)
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    assert assignment.name == name
+    assert assignment.properties.principal_type == "ServicePrincipal"
+    assert harness.status["name"] == name
+    assert harness.status["id"] == assignment.id
+    assert harness.status["roleDefinitionId"] == role_id(READER_GUID)
+    assert harness.status["roleName"] == "Reader"
+    assert harness.status["principalId"] == PRINCIPAL_A
+    assert harness.status["scope"] == RG_SCOPE
+    assert "adopted" not in harness.status
+
+
+def test_role_by_definition_id_in_every_form() -> None:
+    for form in (
+        KEY_VAULT_SECRETS_USER_GUID,
+        f"/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER_GUID}",
+        role_id(KEY_VAULT_SECRETS_USER_GUID),
+    ):
+        harness = Harness()
+        spec = raw_spec(role=None, roleDefinitionId=form, scope=VAULT_SCOPE)
+        spec.pop("role")
+        result = harness.reconcile_twice(spec)
+        assert result.ready, result.message
+        assert harness.status["roleDefinitionId"] == role_id(KEY_VAULT_SECRETS_USER_GUID)
+        assert harness.status["roleName"] == "Key Vault Secrets User"
+        assert harness.status["name"] == expected_name(VAULT_SCOPE, PRINCIPAL_A, KEY_VAULT_SECRETS_USER_GUID)
+
+
+def test_subscription_scope() -> None:
+    harness = Harness()
+    scope = f"/subscriptions/{SUBSCRIPTION}"
+    assert harness.reconcile_twice(raw_spec(scope=scope)).ready
+    assert len(harness.port.at_scope(scope)) == 1
+
+
+def test_a_referenced_identity_is_waited_for_and_then_assigned_as_a_service_principal() -> None:
+    harness = Harness()
+    missing = harness.reconcile(identity_spec(), identity=None)
+    assert (missing.ready, missing.reason, missing.retry_after) == (False, reasons.REFERENCE_NOT_FOUND, None)
+    assert "UserAssignedIdentity 'app'" in missing.message
+    pending = harness.reconcile(identity_spec(), identity=snapshot(None, ready=False))
+    assert (pending.reason, pending.retry_after) == (reasons.WAITING_FOR_IDENTITY, None)
+    assert harness.port.writes == 0
+    ready = harness.reconcile_twice(identity_spec(), identity=snapshot())
+    assert ready.ready, ready.message
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    assert assignment.properties.principal_type == "ServicePrincipal"
+    assert assignment.properties.principal_id == PRINCIPAL_A
+
+
+def test_the_same_grant_under_another_name_is_adopted() -> None:
+    harness = Harness()
+    existing = harness.port.seed(
+        "99999999-9999-9999-9999-999999999999",
+        RoleAssignmentProperties(
+            scope=RG_SCOPE,
+            role_definition_id=role_id(READER_GUID),
+            principal_id=PRINCIPAL_A,
+            principal_type="User",
+        ),
+    )
+    result = harness.reconcile_twice(raw_spec())
+    assert result.ready
+    assert "adopted" in result.message
+    assert harness.status["adopted"] is True
+    assert harness.status["name"] == existing.name
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
+def test_a_principal_change_creates_the_new_assignment_then_deletes_the_old_one() -> None:
+    harness = Harness()
+    harness.reconcile(identity_spec(), identity=snapshot(PRINCIPAL_A))
+    old_name = harness.status["name"]
+    result = harness.reconcile_twice(identity_spec(), identity=snapshot(PRINCIPAL_B))
+    assert result.ready
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    assert assignment.properties.principal_id == PRINCIPAL_B
+    assert harness.status["name"] == expected_name(RG_SCOPE, PRINCIPAL_B, READER_GUID) != old_name
+    assert harness.status["principalId"] == PRINCIPAL_B
+
+
+def test_a_role_or_scope_change_replaces_the_assignment() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    assert harness.reconcile_twice(raw_spec(role="Contributor")).ready
+    assert [a.properties.role_definition_id for a in harness.port.at_scope(RG_SCOPE)] == [
+        role_id(CONTRIBUTOR_GUID)
+    ]
+    assert harness.reconcile_twice(raw_spec(role="Contributor", scope=VAULT_SCOPE)).ready
+    assert harness.port.at_scope(RG_SCOPE) == []
+    assert len(harness.port.at_scope(VAULT_SCOPE)) == 1
+
+
+def test_a_failed_delete_of_the_replaced_assignment_keeps_it_recorded_until_it_succeeds() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    old_name = harness.status["name"]
+    harness.port.delete_failures.append(ArmError(status=503, code="ServiceUnavailable", message="later"))
+    failed = harness.reconcile(raw_spec(role="Contributor"))
+    assert (failed.ready, failed.reason) == (False, reasons.AZURE_ERROR)
+    assert failed.retry_after is not None
+    assert harness.status["name"] == old_name, "the old assignment stays recorded so it is deleted later"
+    assert len(harness.port.at_scope(RG_SCOPE)) == 2
+    assert harness.reconcile_twice(raw_spec(role="Contributor")).ready
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    assert harness.status["name"] == assignment.name != old_name
+
+
+def test_a_replaced_assignment_another_object_declares_is_kept() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    old_name = harness.status["name"]
+    harness.elsewhere[old_name.lower()] = ["team/other"]
+    assert harness.reconcile_twice(raw_spec(role="Contributor")).ready
+    assert len(harness.port.at_scope(RG_SCOPE)) == 2
+
+
+def test_drift_is_repaired_deleted_or_edited() -> None:
+    harness = Harness()
+    spec = raw_spec(description="read the app's resource group")
+    harness.reconcile(spec)
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    harness.port.assignments.clear()
+    assert harness.reconcile_twice(spec).ready
+    (recreated,) = harness.port.at_scope(RG_SCOPE)
+    assert recreated.name == assignment.name
+    harness.port.seed(
+        recreated.name,
+        RoleAssignmentProperties(
+            scope=RG_SCOPE,
+            role_definition_id=recreated.properties.role_definition_id,
+            principal_id=PRINCIPAL_A,
+            principal_type="ServicePrincipal",
+            description="edited by hand",
+            condition="@Resource[x] StringEquals 'y'",
+            condition_version="2.0",
+        ),
+    )
+    harness.port.reset_counts()
+    assert harness.reconcile(spec).ready
+    assert harness.port.calls["create_role_assignment"] == 1
+    (repaired,) = harness.port.at_scope(RG_SCOPE)
+    assert repaired.properties.description == "read the app's resource group"
+    assert repaired.properties.condition is None
+    harness.reconcile_twice(spec)
+
+
+def test_a_condition_is_sent_with_its_version() -> None:
+    harness = Harness()
+    condition = (
+        "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'"
+    )
+    assert harness.reconcile_twice(raw_spec(condition=condition)).ready
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    assert (assignment.properties.condition, assignment.properties.condition_version) == (condition, "2.0")
+
+
+def test_unknown_roles_need_the_user() -> None:
+    harness = Harness()
+    by_name = harness.reconcile(raw_spec(role="Key Vault Secret User"))
+    assert (by_name.ready, by_name.reason, by_name.retry_after) == (False, reasons.ROLE_NOT_FOUND, None)
+    assert "'Key Vault Secret User'" in by_name.message
+    spec = raw_spec(roleDefinitionId="00000000-0000-0000-0000-000000000bad")
+    spec.pop("role")
+    by_id = harness.reconcile(spec)
+    assert (by_id.reason, by_id.retry_after) == (reasons.ROLE_NOT_FOUND, None)
+    assert harness.port.writes == 0
+
+
+def test_a_custom_role_created_later_is_found_because_misses_are_not_cached() -> None:
+    harness = Harness()
+    assert harness.reconcile(raw_spec(role="App Reader")).reason == reasons.ROLE_NOT_FOUND
+    harness.port.custom_roles["App Reader"] = "33333333-3333-3333-3333-333333333333"
+    assert harness.reconcile(raw_spec(role="app reader")).ready
+
+
+def test_role_definitions_are_cached_for_their_ttl() -> None:
+    port = FakeAuthorization()
+    now = [0.0]
+    roles = role_assignments.RoleResolver(port, ttl=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert asyncio.run(roles.by_name(RG_SCOPE, SUBSCRIPTION, "reader")) is not None
+    assert port.calls["find_role_definitions"] == 1
+    now[0] = 61
+    asyncio.run(roles.by_name(RG_SCOPE, SUBSCRIPTION, "Reader"))
+    assert port.calls["find_role_definitions"] == 2
+    asyncio.run(roles.by_id(role_id(READER_GUID), SUBSCRIPTION))
+    assert port.calls["get_role_definition"] == 0, "a definition found by name is also cached by ID"
+
+
+def test_principal_not_found_is_retried_and_says_why() -> None:
+    harness = Harness()
+    spec = raw_spec(principal={"principalId": PRINCIPAL_B})
+    result = harness.reconcile(spec)
+    assert (result.ready, result.reason) == (False, reasons.WAITING_FOR_PRINCIPAL)
+    assert result.retry_after is not None
+    assert "principalType" in result.message
+    harness.port.known_principals.add(PRINCIPAL_B)
+    assert harness.reconcile_twice(spec).ready
+
+
+def test_authorization_failed_needs_the_user_and_names_the_fix() -> None:
+    harness = Harness()
+    harness.port.forbidden_scopes.add(RG_SCOPE.lower())
+    result = harness.reconcile(raw_spec())
+    assert (result.ready, result.reason, result.retry_after) == (False, reasons.AUTHORIZATION_FAILED, None)
+    assert "User Access Administrator" in result.message
+
+
+def test_a_missing_scope_needs_the_user() -> None:
+    harness = Harness()
+    harness.port.missing_scopes.add(RG_SCOPE.lower())
+    result = harness.reconcile(raw_spec(scope=VAULT_SCOPE))
+    assert not result.ready
+    assert result.retry_after is None
+    assert result.reason == reasons.RESOURCE_GROUP_NOT_FOUND
+
+
+def test_invalid_specs_say_which_field_to_fix() -> None:
+    harness = Harness()
+    cases = {
+        "exactly one of identityRef": raw_spec(
+            principal={"identityRef": {"name": "app"}, "principalId": PRINCIPAL_A}
+        ),
+        "exactly one of role": raw_spec(roleDefinitionId=READER_GUID),
+        "spec.scope": raw_spec(scope="/subscriptions/not-a-guid/resourceGroups/rg"),
+        "spec.principal.principalId": raw_spec(principal={"principalId": "app-client-id"}),
+        "spec.principal.identityRef.kind": raw_spec(
+            principal={"identityRef": {"kind": "Secret", "name": "x"}}
+        ),
+        "conditionVersion": raw_spec(conditionVersion="2.0"),
+    }
+    for expected, spec in cases.items():
+        result = harness.reconcile(spec)
+        assert (result.reason, result.retry_after) == (reasons.INVALID_SPEC, None), spec
+        assert expected in result.message, result.message
+    assert harness.port.calls == {}
+
+
+def test_delete_removes_exactly_the_recorded_assignment() -> None:
+    harness = Harness()
+    unrelated = harness.port.seed(
+        "88888888-8888-8888-8888-888888888888",
+        RoleAssignmentProperties(
+            scope=RG_SCOPE,
+            role_definition_id=role_id(CONTRIBUTOR_GUID),
+            principal_id=PRINCIPAL_A,
+            principal_type="User",
+        ),
+    )
+    harness.reconcile(raw_spec())
+    deletion = harness.delete(raw_spec())
+    assert deletion.done
+    assert deletion.warning is None
+    assert harness.port.at_scope(RG_SCOPE) == [unrelated]
+    # Deleting again (a retried delete handler) is done too: 204 for an absent assignment.
+    assert harness.delete(raw_spec()).done
+
+
+def test_delete_after_a_crash_before_the_status_write_removes_the_derived_assignment() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    harness.status = {}
+    assert harness.delete(raw_spec()).done
+    assert harness.port.at_scope(RG_SCOPE) == []
+
+
+def test_orphan_leaves_the_assignment() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec(deletionPolicy="Orphan"))
+    harness.port.reset_counts()
+    assert harness.delete(raw_spec(deletionPolicy="Orphan")).done
+    assert harness.port.writes == 0
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
+def test_delete_keeps_an_assignment_another_object_still_declares() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    harness.elsewhere[harness.status["name"].lower()] = ["other/reader"]
+    assert harness.delete(raw_spec()).done
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
+def test_a_vanished_scope_means_the_assignment_is_gone() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    harness.port.missing_scopes.add(RG_SCOPE.lower())
+    deletion = harness.delete(raw_spec())
+    assert deletion.done
+    assert deletion.warning is None
+
+
+def test_lost_access_blocks_deletion_for_the_grace_period_then_releases_with_a_warning() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    harness.port.forbidden_scopes.add(RG_SCOPE.lower())
+    blocked = harness.delete(raw_spec(), deleting_since=1000.0, now=1060.0, grace=600)
+    assert not blocked.done
+    assert blocked.result.reason == reasons.DELETION_BLOCKED
+    assert blocked.result.retry_after is not None
+    assert "force-delete" in blocked.result.message
+    assert "540s" in blocked.result.message
+    released = harness.delete(raw_spec(), deleting_since=1000.0, now=1600.0, grace=600)
+    assert released.done
+    assert released.warning is not None
+    assert "may remain in Azure" in released.warning
+    forced = harness.delete(raw_spec(), deleting_since=1000.0, now=1001.0, force=True)
+    assert forced.done
+    assert forced.warning is not None
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
+def test_transient_failures_on_delete_are_retried_not_released() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    harness.port.failures.extend(
+        ArmError(status=503, code="ServiceUnavailable", message="later") for _ in range(3)
+    )
+    deletion = harness.delete(raw_spec(), deleting_since=0.0, now=10_000.0)
+    assert not deletion.done
+    assert deletion.result.reason == reasons.AZURE_ERROR

@@ -2,18 +2,29 @@
 
 Watches all namespaces unless `--namespace` (or `IDENTITY_OPERATOR_NAMESPACES`) names some. Azure settings
 come from the environment; see `config.Settings` and the README's configuration table.
+
+Operations: `--liveness URL` serves kopf's liveness probe; `--metrics-port` serves `/metrics` and `/readyz`;
+`--log-format json` (or `IDENTITY_OPERATOR_LOG_FORMAT=json`) writes one JSON object per line; `--peering`
+coordinates replicas so that only one reconciles at a time (see docs/operations.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import random
 import sys
+from typing import Any
 
 import kopf
 
+from azure_identity_operator import __name__ as package_name
 from azure_identity_operator import app, config
+from azure_identity_operator.handlers import runtime
+from azure_identity_operator.observability import health, metrics
+from azure_identity_operator.observability import logging as operator_logging
+
+PEERING_PRIORITY_RANGE = (1, 2**31 - 1)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +38,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics (Prometheus) and /readyz on this port (0 picks a free one)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="bind the metrics port to this address",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text or as JSON objects (default: IDENTITY_OPERATOR_LOG_FORMAT, else text)",
+    )
+    parser.add_argument(
         "--peering", metavar="NAME", help="coordinate replicas through this kopf peering object"
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        metavar="N",
+        help="peering priority: the live replica with the highest one works, the others stand by "
+        "(default: random, so replicas never tie)",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        metavar="SECONDS",
+        help="how long a silent replica counts as alive before a standby takes over (kopf's default: 60)",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return parser.parse_args(argv)
@@ -40,14 +81,36 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as error:
         print(f"azure-identity-operator: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    operator_logging.configure(log_format=args.log_format or settings.log_format, verbose=args.verbose)
     namespaces = tuple(args.namespace) or settings.namespaces
     operator = app.build(settings, peering_name=args.peering)
-    asyncio.run(
-        kopf.operator(
+    runtime.track_ready_states(operator.registry)
+    if args.peering:
+        priority = args.priority if args.priority is not None else random.randint(*PEERING_PRIORITY_RANGE)
+        operator.settings.peering.priority = priority
+        if args.peering_lifetime is not None:
+            operator.settings.peering.lifetime = args.peering_lifetime
+    asyncio.run(serve(args, operator, namespaces=namespaces))
+    return 0
+
+
+async def serve(args: argparse.Namespace, operator: app.Operator, *, namespaces: tuple[str, ...]) -> None:
+    """Run kopf, with the metrics port beside it when asked for."""
+    started = asyncio.Event()
+    insights = _kopf_insights()
+    readiness = health.Readiness()
+    readiness.add("startup", started.is_set)
+    if insights is not None:
+        readiness.add("resources-discovered", insights.ready_resources.is_set)
+        readiness.add("namespaces-discovered", insights.ready_namespaces.is_set)
+    metrics.OPERATOR.build_info.labels(version=_version()).set(1)
+    server: health.MetricsServer | None = None
+    if args.metrics_port is not None:
+        server = health.MetricsServer(registry=metrics.OPERATOR.registry, readiness=readiness)
+        await server.start(args.metrics_address, args.metrics_port)
+    kopf_kwargs: dict[str, Any] = {"insights": insights} if insights is not None else {}
+    try:
+        await kopf.operator(
             registry=operator.registry,
             settings=operator.settings,
             clusterwide=not namespaces,
@@ -55,9 +118,34 @@ def main(argv: list[str] | None = None) -> int:
             liveness_endpoint=args.liveness,
             standalone=args.peering is None,
             peering_name=args.peering,
+            ready_flag=started,
+            **kopf_kwargs,
         )
-    )
-    return 0
+    finally:
+        if server is not None:
+            await server.stop()
+
+
+def _kopf_insights() -> Any | None:
+    """kopf's record of the kinds and namespaces it serves, whose flags say its watches can start.
+
+    `kopf.operator(insights=...)` is public, the class is not re-exported; without it, readiness falls
+    back to start-up alone.
+    """
+    try:
+        from kopf._cogs.structs.references import Insights
+    except ImportError:
+        return None
+    return Insights()
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("azure-identity-operator")
+    except metadata.PackageNotFoundError:
+        return f"{package_name} (not installed)"
 
 
 if __name__ == "__main__":

@@ -5,19 +5,27 @@ kind's reconciler. It serializes work per object (kopf runs a drift timer concur
 handlers), maps unplanned `ArmError`s through the single classification table, writes status only when it
 differs, posts an Event when Ready's status or reason changes, and turns retryable outcomes into kopf
 retries with exponential backoff (Azure's own `Retry-After` is honoured exactly when throttled).
+
+It also records each reconcile in the operator's metrics (kind, result, Ready reason, duration) and binds
+the object to the logging context, so every line logged during the reconcile, down to the ARM pipeline,
+names the object. `track_ready_states` keeps the objects-by-Ready-state gauge from watch events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
+from azure_identity_operator.api import constants
 from azure_identity_operator.arm import errors
+from azure_identity_operator.observability import logging as observability_logging
+from azure_identity_operator.observability import metrics
 from azure_identity_operator.status import outcome, reasons, report
 from azure_identity_operator.status.conditions import now_rfc3339
 
@@ -53,19 +61,29 @@ async def reconcile_and_report(
     action: str,
 ) -> outcome.Outcome:
     """Run one reconcile of `body` and report it; `action` names it in messages ("creating the identity")."""
-    async with object_lock(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"):
-        try:
-            result = await run()
-        except errors.ArmError as error:
-            result = errors.outcome_for(error, action=action)
-        except Exception as error:
-            logger.exception("Unexpected failure while %s", action)
-            result = outcome.not_ready(
-                reasons.OPERATOR_ERROR,
-                f"{action}: unexpected {type(error).__name__}: {error}",
-                retry_after=UNEXPECTED_ERROR_RETRY_SECONDS,
+    kind = str(body.get("kind") or "")
+    with observability_logging.bind_object(kind, body.metadata.namespace, body.metadata.name or ""):
+        async with object_lock(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"):
+            started = time.monotonic()
+            try:
+                result = await run()
+            except errors.ArmError as error:
+                result = errors.outcome_for(error, action=action)
+            except Exception as error:
+                logger.exception("Unexpected failure while %s", action)
+                result = outcome.not_ready(
+                    reasons.OPERATOR_ERROR,
+                    f"{action}: unexpected {type(error).__name__}: {error}",
+                    retry_after=UNEXPECTED_ERROR_RETRY_SECONDS,
+                )
+            metrics.OPERATOR.record_reconcile(
+                kind=kind,
+                ready=result.ready,
+                retries=result.retry_after is not None,
+                reason=result.reason,
+                seconds=time.monotonic() - started,
             )
-    report_outcome(body=body, patch=patch, logger=logger, result=result)
+        report_outcome(body=body, patch=patch, logger=logger, result=result)
     if result.retry_after is not None:
         raise kopf.TemporaryError(result.message, delay=backoff_delay(result, retry))
     return result
@@ -95,3 +113,36 @@ def report_outcome(
         )
         log = logger.info if result.ready else logger.warning
         log("Ready=%s %s: %s", result.ready, result.reason, result.message)
+
+
+WATCHED_KINDS = (
+    constants.USER_ASSIGNED_IDENTITY,
+    constants.FEDERATED_IDENTITY_CREDENTIAL,
+    constants.ROLE_ASSIGNMENT,
+    constants.SYSTEM_ASSIGNED_IDENTITY,
+)
+
+
+def track_ready_states(
+    registry: kopf.OperatorRegistry,
+    kinds: tuple[constants.Kind, ...] = WATCHED_KINDS,
+    ready_states: metrics.ReadyStates | None = None,
+) -> None:
+    """Keep the objects-by-Ready-state gauge current from the watch stream of every kind.
+
+    Watch events cover every object the operator can see, including ones not reconciled yet and status
+    written by a previous operator process, and say when an object is gone; the gauge follows the cluster
+    instead of this process's history.
+    """
+    states = ready_states if ready_states is not None else metrics.OPERATOR.ready_states
+    for kind in kinds:
+
+        @kopf.on.event(constants.GROUP, constants.VERSION, kind.plural, registry=registry)
+        def observe_ready_state(
+            event: kopf.RawEvent, body: kopf.Body, _kind: str = kind.kind, **_: Any
+        ) -> None:
+            uid = body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
+            if event.get("type") == "DELETED":
+                states.forget(uid)
+            else:
+                states.observe(uid=uid, kind=_kind, status=body.get("status"))

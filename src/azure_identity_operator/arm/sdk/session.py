@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -27,27 +29,89 @@ from azure.identity.aio import DefaultAzureCredential
 
 from azure_identity_operator import config
 from azure_identity_operator.arm.errors import ArmError
+from azure_identity_operator.observability import metrics as observability_metrics
+from azure_identity_operator.observability.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
 
 ClientT = TypeVar("ClientT")
 
 
-class RequestIdLogging(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
-    """Logs every ARM response with its status and ARM request ID, the key Azure support asks for."""
+class ArmRequestObserver(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
+    """Records every ARM request attempt (metrics: operation, method, status code, latency, throttling) and
+    logs it with its ARM request ID, the key Azure support asks for.
+
+    It runs after the retry policy, so each attempt is seen: a throttled attempt shows as a 429 with the
+    wait Azure asked for, followed by the attempt that was resent.
+    """
+
+    _STARTED = "azure_identity_operator_started"
+
+    def __init__(self, metrics: OperatorMetrics | None = None) -> None:
+        self._metrics = metrics if metrics is not None else observability_metrics.OPERATOR
+
+    def on_request(self, request: PipelineRequest[HttpRequest]) -> None:
+        request.context[self._STARTED] = time.monotonic()
 
     def on_response(
         self, request: PipelineRequest[HttpRequest], response: PipelineResponse[HttpRequest, HttpResponse]
     ) -> None:
         http_request = request.http_request
         http_response = response.http_response
-        logger.debug(
+        operation, seconds = self._observe(request, http_response.status_code)
+        retry_after = _retry_after_seconds(http_response.headers)
+        if http_response.status_code == 429:
+            self._metrics.record_throttle(operation=operation, wait_seconds=retry_after or 0.0)
+        logger.log(
+            logging.DEBUG if http_response.status_code < 400 else logging.INFO,
             "ARM %s %s -> %s",
             http_request.method,
             http_request.url.split("?", 1)[0],
             http_response.status_code,
-            extra={"arm_request_id": http_response.headers.get("x-ms-request-id")},
+            extra={
+                "arm_request_id": http_response.headers.get("x-ms-request-id"),
+                "arm_operation": operation,
+                "http_method": http_request.method,
+                "status_code": http_response.status_code,
+                "duration_seconds": round(seconds, 4),
+                "retry_after_seconds": retry_after,
+            },
         )
+
+    def on_exception(self, request: PipelineRequest[HttpRequest]) -> None:
+        operation, seconds = self._observe(request, None)
+        logger.info(
+            "ARM %s %s failed without a response",
+            request.http_request.method,
+            request.http_request.url.split("?", 1)[0],
+            extra={
+                "arm_operation": operation,
+                "http_method": request.http_request.method,
+                "duration_seconds": round(seconds, 4),
+            },
+        )
+
+    def _observe(self, request: PipelineRequest[HttpRequest], status_code: int | None) -> tuple[str, float]:
+        http_request = request.http_request
+        started = request.context.get(self._STARTED)
+        seconds = time.monotonic() - started if isinstance(started, float) else 0.0
+        operation = observability_metrics.arm_operation(
+            http_request.method, urllib.parse.urlsplit(http_request.url).path
+        )
+        self._metrics.record_arm_request(
+            operation=operation, method=http_request.method, status_code=status_code, seconds=seconds
+        )
+        return operation, seconds
+
+
+def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, `x-ms-retry-after-ms` or `Retry-After` (seconds)."""
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            with contextlib.suppress(ValueError):
+                return float(raw) * scale
+    return None
 
 
 class AzureSession:
@@ -71,7 +135,7 @@ class AzureSession:
                 subscription_id,
                 base_url=self.settings.resource_manager_endpoint,
                 credential_scopes=[self.settings.credential_scope],
-                per_call_policies=[RequestIdLogging()],
+                per_retry_policies=[ArmRequestObserver()],
                 connection_timeout=self.settings.arm_timeout,
                 read_timeout=self.settings.arm_timeout,
             )

@@ -15,14 +15,26 @@ import kopf
 
 from azure_identity_operator import config
 from azure_identity_operator.api import constants
+from azure_identity_operator.arm.sdk.authorization import SdkAuthorizationPort
 from azure_identity_operator.arm.sdk.identities import SdkIdentityPort
+from azure_identity_operator.arm.sdk.resources import SdkResourcePort
 from azure_identity_operator.arm.sdk.session import AzureSession
-from azure_identity_operator.handlers import federated_identity_credentials, user_assigned_identities
+from azure_identity_operator.handlers import (
+    federated_identity_credentials,
+    role_assignments,
+    system_assigned_identities,
+    user_assigned_identities,
+)
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.dependants import DependantWiring
 from azure_identity_operator.handlers.kube import KubeWriter
 
-KIND_MODULES: tuple[Any, ...] = (user_assigned_identities, federated_identity_credentials)
+KIND_MODULES: tuple[Any, ...] = (
+    user_assigned_identities,
+    federated_identity_credentials,
+    system_assigned_identities,
+    role_assignments,
+)
 """Handler modules, each with `register(registry: kopf.OperatorRegistry, context: OperatorContext)`."""
 
 
@@ -61,6 +73,8 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         identities=SdkIdentityPort(session),
         kube=kube,
         dependants=DependantWiring(registry),
+        authorization=SdkAuthorizationPort(session),
+        resources=SdkResourcePort(session),
     )
 
     @kopf.on.login(registry=registry)

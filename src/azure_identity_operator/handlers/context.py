@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from azure_identity_operator import config
+from azure_identity_operator.arm.authorization import AuthorizationPort
 from azure_identity_operator.arm.identities import IdentityPort
+from azure_identity_operator.arm.resources import ResourcePort
 from azure_identity_operator.handlers.dependants import DependantWiring
 from azure_identity_operator.handlers.kube import KubeWriter
 
@@ -16,3 +18,7 @@ class OperatorContext:
     identities: IdentityPort
     kube: KubeWriter
     dependants: DependantWiring
+    authorization: AuthorizationPort
+    """Role definitions and role assignments."""
+    resources: ResourcePort
+    """The identity blocks of existing Azure resources (system-assigned identities, attachments)."""

@@ -1,0 +1,190 @@
+"""kopf wiring of `RoleAssignment`: one reconcile for resume/create/update and the drift timer, and delete.
+
+The referenced identity is read from its kind's principal index (no API call), and the identity wakes
+this kind through the `IDENTITY_PRINCIPAL_ANNOTATION` when its usable principal appears or changes, so a
+RoleAssignment applied together with its identity is assigned the moment the identity is Ready, without
+polling. A second index maps each Azure assignment name to the objects that record it, so deleting one
+of two objects that declare the same grant leaves the shared assignment in place.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import random
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import kopf
+
+from azure_identity_operator.api import constants
+from azure_identity_operator.api import role_assignment as api
+from azure_identity_operator.api.references import PrincipalSnapshot
+from azure_identity_operator.handlers import dependants, runtime
+from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.reconcilers import role_assignments
+from azure_identity_operator.status import outcome, reasons
+
+KIND = constants.ROLE_ASSIGNMENT
+ASSIGNMENT_INDEX = f"{KIND.plural}_by_assignment"
+IDENTITY_KINDS = {
+    kind.kind: kind for kind in (constants.USER_ASSIGNED_IDENTITY, constants.SYSTEM_ASSIGNED_IDENTITY)
+}
+ACTION = "reconciling the role assignment"
+
+
+def referenced_identity(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(identity kind, name) the object's principal references, or None for a raw principal ID."""
+    principal = (body.get("spec") or {}).get("principal") or {}
+    ref = principal.get("identityRef")
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return None
+    return str(ref.get("kind") or constants.USER_ASSIGNED_IDENTITY.kind), str(ref["name"])
+
+
+def identity_snapshot(body: Mapping[str, Any], indexes: Mapping[str, Any]) -> PrincipalSnapshot | None:
+    referenced = referenced_identity(body)
+    if referenced is None:
+        return None
+    kind = IDENTITY_KINDS.get(referenced[0])
+    if kind is None:
+        return None
+    namespace = (body.get("metadata") or {}).get("namespace") or ""
+    return dependants.lookup_principal(kind, namespace, referenced[1], indexes)
+
+
+def declared_elsewhere_fn(body: kopf.Body, indexes: Mapping[str, Any]) -> role_assignments.DeclaredElsewhere:
+    """Which other live objects record a given assignment name in their status."""
+    index = indexes.get(ASSIGNMENT_INDEX)
+    own_uid = body.metadata.uid
+
+    def declared_elsewhere(name: str) -> Collection[str]:
+        if index is None:
+            return ()
+        return sorted(
+            f"{namespace}/{object_name}"
+            for uid, namespace, object_name, deleting in index.get(name.lower(), ())
+            if uid != own_uid and not deleting
+        )
+
+    return declared_elsewhere
+
+
+def _deleting_since(body: kopf.Body) -> float | None:
+    stamp = body.metadata.get("deletionTimestamp")
+    if not stamp:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    port = context.authorization
+    roles = role_assignments.RoleResolver(port)
+    context.dependants.register(KIND, referenced_identity)
+    interval = context.settings.sync_interval
+
+    @kopf.index(constants.GROUP, constants.VERSION, KIND.plural, id=ASSIGNMENT_INDEX, registry=registry)
+    def index_by_assignment(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str, str, bool]] | None:
+        name = (body.get("status") or {}).get("name")
+        if not name:
+            return None
+        deleting = body.metadata.get("deletionTimestamp") is not None
+        return {
+            str(name).lower(): (
+                body.metadata.uid or "",
+                body.metadata.namespace or "",
+                body.metadata.name or "",
+                deleting,
+            )
+        }
+
+    async def reconcile(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        retry: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        if body.metadata.get("deletionTimestamp"):
+            return  # the delete handler owns the object now
+
+        async def run() -> outcome.Outcome:
+            return await role_assignments.reconcile(
+                namespace=body.metadata.namespace or "",
+                spec=body.get("spec"),
+                status=body.get("status"),
+                identity=identity_snapshot(body, kwargs),
+                port=port,
+                roles=roles,
+                declared_elsewhere=declared_elsewhere_fn(body, kwargs),
+            )
+
+        await runtime.reconcile_and_report(
+            body=body, patch=patch, logger=logger, retry=retry, run=run, action=ACTION
+        )
+
+    group, version, plural = constants.GROUP, constants.VERSION, KIND.plural
+    kopf.on.resume(group, version, plural, registry=registry, id="reconcile")(reconcile)
+    kopf.on.create(group, version, plural, registry=registry, id="reconcile")(reconcile)
+    kopf.on.update(group, version, plural, registry=registry, id="reconcile")(reconcile)
+    kopf.timer(
+        group,
+        version,
+        plural,
+        registry=registry,
+        id="drift",
+        interval=interval,
+        # Spread the objects' drift checks over one interval instead of all at once after a restart.
+        initial_delay=lambda **_: random.uniform(0.1, interval),
+    )(reconcile)
+
+    @kopf.on.delete(group, version, plural, registry=registry, id="cleanup")
+    async def cleanup(
+        *,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        retry: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        annotations = body.metadata.annotations
+        async with runtime.object_lock(
+            body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
+        ):
+            try:
+                deletion = await role_assignments.delete(
+                    spec=body.get("spec"),
+                    status=body.get("status"),
+                    identity=identity_snapshot(body, kwargs),
+                    port=port,
+                    roles=roles,
+                    declared_elsewhere=declared_elsewhere_fn(body, kwargs),
+                    deleting_since=_deleting_since(body),
+                    force=str(annotations.get(api.FORCE_DELETE_ANNOTATION, "")).lower() == "true",
+                )
+            except Exception as error:
+                logger.exception("Unexpected failure while deleting the role assignment")
+                deletion = role_assignments.Deletion(
+                    done=False,
+                    result=outcome.not_ready(
+                        reasons.OPERATOR_ERROR,
+                        f"deleting the role assignment: unexpected {type(error).__name__}: {error}",
+                        retry_after=runtime.UNEXPECTED_ERROR_RETRY_SECONDS,
+                    ),
+                )
+        if deletion.warning:
+            kopf.event(body, type="Warning", reason="DeletionBlocked", message=deletion.warning)
+            logger.warning("Released without cleanup: %s", deletion.warning)
+        if deletion.done:
+            logger.info("Deleted: %s", deletion.result.message)
+            return
+        runtime.report_outcome(body=body, patch=patch, logger=logger, result=deletion.result)
+        retry_after = deletion.result.retry_after or runtime.UNEXPECTED_ERROR_RETRY_SECONDS
+        delay = runtime.backoff_delay(
+            outcome.not_ready(deletion.result.reason, deletion.result.message, retry_after=retry_after), retry
+        )
+        raise kopf.TemporaryError(deletion.result.message, delay=delay)

@@ -18,8 +18,11 @@ from azure_emulator import catalog
 @functools.lru_cache(maxsize=512)
 def _pattern(action_pattern: str) -> re.Pattern[str]:
     # `*` stands for any run of characters, including `/`: "Microsoft.Authorization/*/Write" matches
-    # "Microsoft.Authorization/roleAssignments/write".
-    escaped = ".*".join(re.escape(part) for part in action_pattern.split("*"))
+    # "Microsoft.Authorization/roleAssignments/write". A `/*/` segment may also be empty, which is how the
+    # Managed Identity Operator's "userAssignedIdentities/*/assign/action" grants
+    # "userAssignedIdentities/assign/action".
+    segments = action_pattern.split("/*/")
+    escaped = "/(?:.*/)?".join(".*".join(re.escape(p) for p in segment.split("*")) for segment in segments)
     return re.compile(f"^{escaped}$", re.IGNORECASE)
 
 

@@ -132,7 +132,9 @@ def page(
     if start + size < len(items):
         query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
         query["$skiptoken"] = str(start + size)
-        body["nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
+        # ARM leaves `$` and quotes unescaped in its links (`$skiptoken=...`, `$filter=... eq '...'`).
+        encoded = urlencode(query, safe="$'()")
+        body["nextLink"] = f"{request.base_url}{request.path}?{encoded}"
     return Reply(200, body)
 
 

@@ -70,7 +70,7 @@ def handle(emulator: Emulator, request: Request) -> Reply:
             require_api_version(
                 request, _authorization_versions("roleDefinitions"), type_name="roleDefinitions"
             )
-            authorize(f"Microsoft.Authorization/roleDefinitions/{_verb(request.method)}", scope or "/")
+            # Built-in role definitions are readable by every principal of the tenant, at any scope.
             return authorization.role_definitions(emulator, request, scope, rest[0] if rest else None)
         if kind == "permissions" and not rest:
             require_api_version(request, _authorization_versions("permissions"), type_name="permissions")

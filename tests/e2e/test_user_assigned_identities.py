@@ -1,34 +1,55 @@
 """UserAssignedIdentity end to end: the real operator process, both emulators and real kubectl.
 
-Covers apply → Ready with real IDs (and a second pass writing nothing), tag updates, drift repaired
-(tags changed and the identity deleted in Azure), adoption, ConfigMap export, bad input (names, missing
-resource group, immutable fields), each deletion policy, and an operator restart mid-way.
+Covers apply → Ready with real IDs and the ConfigMap export, a quiet second pass (no ARM writes), tag
+updates, drift repaired (tags changed and the identity deleted in Azure), adoption of an existing identity,
+bad input (names, missing resource group, immutable fields) reported as conditions and Events, each
+deletion policy, and operator restarts (killed right after an apply, and while an object is deleted).
 """
 
 from __future__ import annotations
 
-import pytest
-from azure.mgmt.msi import ManagedServiceIdentityClient
+import json
+import time
 
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.msi import ManagedServiceIdentityClient
+from azure.mgmt.resource.resources import ResourceManagementClient
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
-from fixtures.operator import SessionOperator, apply, wait_ready
+from fixtures.operator import (
+    SessionOperator,
+    apply,
+    events_for,
+    get_object,
+    ready_condition,
+    wait_for,
+    wait_gone,
+    wait_ready,
+    wait_reason,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-def identity_manifest(name: str, resource_group: str, **extra: str) -> str:
-    lines = "".join(f"  {key}: {value}\n" for key, value in extra.items())
-    return (
-        "apiVersion: identityoperator.dev/v1alpha1\n"
-        "kind: UserAssignedIdentity\n"
-        f"metadata:\n  name: {name}\n"
-        f"spec:\n  resourceGroup: {resource_group}\n  location: westeurope\n"
-        "  tags:\n    team: payments\n" + lines
-    )
+def identity_manifest(name: str, resource_group: str, extra: str = "", tags: str = "team: payments") -> str:
+    return f"""
+apiVersion: identityoperator.dev/v1alpha1
+kind: UserAssignedIdentity
+metadata:
+  name: {name}
+spec:
+  resourceGroup: {resource_group}
+  location: westeurope
+  tags: {{{tags}}}
+{extra}"""
 
 
-def test_apply_makes_an_identity_with_real_ids(
+def identity_names(msi_client: ManagedServiceIdentityClient, resource_group: str) -> list[str]:
+    return sorted(i.name for i in msi_client.user_assigned_identities.list_by_resource_group(resource_group))
+
+
+def test_apply_gives_real_ids_exports_them_and_a_second_pass_writes_nothing(
     operator: SessionOperator,
     kube_emulator: KubeEmulatorInfo,
     azure_emulator: AzureEmulatorInfo,
@@ -36,12 +57,233 @@ def test_apply_makes_an_identity_with_real_ids(
     resource_group: str,
     msi_client: ManagedServiceIdentityClient,
 ) -> None:
-    apply(kube_emulator, namespace, identity_manifest("payments", resource_group))
+    extra = "  exportTo:\n    configMap:\n      name: payments-identity\n"
+    apply(kube_emulator, namespace, identity_manifest("payments", resource_group, extra))
     body = wait_ready(kube_emulator, namespace, "uai/payments")
+
     identity = msi_client.user_assigned_identities.get(resource_group, "payments")
     status = body["status"]
     assert status["principalId"] == identity.principal_id
     assert status["clientId"] == identity.client_id
-    assert status["tenantId"] == identity.tenant_id
+    assert status["tenantId"] == identity.tenant_id == azure_emulator.tenant_id
     assert status["id"].lower() == identity.id.lower()
+    assert status["adopted"] is False
+    assert status["observedGeneration"] == body["metadata"]["generation"]
     assert identity.tags == {"team": "payments"}
+    assert body["metadata"]["finalizers"] == ["identityoperator.dev/finalizer"]
+    assert not [key for key in body["metadata"].get("annotations", {}) if "kopf.zalando.org" in key]
+
+    config_map = wait_for(
+        lambda: get_object(kube_emulator, namespace, "configmap/payments-identity"),
+        timeout=10,
+        what="the exported ConfigMap",
+    )
+    assert config_map["data"] == {
+        "clientId": identity.client_id,
+        "principalId": identity.principal_id,
+        "tenantId": identity.tenant_id,
+        "resourceId": status["id"],
+    }
+    [owner] = config_map["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "UserAssignedIdentity",
+        "payments",
+        body["metadata"]["uid"],
+    )
+
+    # Two drift checks later nothing was written to Azure for this resource group.
+    writes = azure_emulator.arm_write_count(resource_group)
+    time.sleep(2.5 * operator.sync_interval)
+    assert azure_emulator.arm_write_count(resource_group) == writes
+    assert (
+        get_object(kube_emulator, namespace, "uai/payments")["metadata"]["resourceVersion"]
+        == (  # type: ignore[index]
+            body["metadata"]["resourceVersion"]
+        )
+    )
+
+    events = events_for(kube_emulator, namespace, "payments")
+    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Succeeded")]
+
+    printed = kube_emulator.kubectl("get", "-n", namespace, "uai").stdout
+    assert identity.client_id in printed
+    assert "Succeeded" in printed
+
+
+def test_tag_update_and_drift_are_repaired(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    azure_emulator: AzureEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    apply(kube_emulator, namespace, identity_manifest("orders", resource_group))
+    first = wait_ready(kube_emulator, namespace, "uai/orders")["status"]
+
+    apply(
+        kube_emulator, namespace, identity_manifest("orders", resource_group, tags="team: orders, env: prod")
+    )
+    wait_for(
+        lambda: (
+            msi_client.user_assigned_identities.get(resource_group, "orders").tags
+            == {"team": "orders", "env": "prod"}
+        ),
+        timeout=15,
+        what="the new tags in Azure",
+    )
+    body = wait_for(
+        lambda: (
+            (b := get_object(kube_emulator, namespace, "uai/orders"))
+            and b["status"].get("observedGeneration") == b["metadata"]["generation"]
+            and b
+        ),
+        timeout=10,
+        what="observedGeneration to follow the spec",
+    )
+    assert body["status"]["principalId"] == first["principalId"]
+
+    # Tags changed behind the operator's back are put back by the drift check.
+    msi_client.user_assigned_identities.update(resource_group, "orders", {"tags": {"team": "intruder"}})
+    wait_for(
+        lambda: (
+            msi_client.user_assigned_identities.get(resource_group, "orders").tags
+            == {"team": "orders", "env": "prod"}
+        ),
+        timeout=4 * operator.sync_interval,
+        what="the drift check to restore the tags",
+    )
+
+    # An identity deleted behind the operator's back is created again and its new IDs reported.
+    msi_client.user_assigned_identities.delete(resource_group, "orders")
+    recreated = wait_for(
+        lambda: (
+            (b := get_object(kube_emulator, namespace, "uai/orders"))
+            and b["status"].get("principalId") not in (None, first["principalId"])
+            and b
+        ),
+        timeout=4 * operator.sync_interval,
+        what="the identity to be re-created with a new principal",
+    )
+    identity = msi_client.user_assigned_identities.get(resource_group, "orders")
+    assert recreated["status"]["principalId"] == identity.principal_id
+    assert recreated["status"]["clientId"] == identity.client_id
+    assert ready_condition(recreated)["status"] == "True"
+    assert identity_names(msi_client, resource_group) == ["orders"]
+
+
+def test_an_existing_identity_is_adopted_with_its_ids(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    existing = msi_client.user_assigned_identities.create_or_update(
+        resource_group, "legacy", {"location": "westeurope", "tags": {"owner": "portal"}}
+    )
+    apply(kube_emulator, namespace, identity_manifest("legacy", resource_group))
+    status = wait_ready(kube_emulator, namespace, "uai/legacy")["status"]
+    assert status["adopted"] is True
+    assert status["principalId"] == existing.principal_id
+    assert status["clientId"] == existing.client_id
+    assert msi_client.user_assigned_identities.get(resource_group, "legacy").tags == {"team": "payments"}
+    assert identity_names(msi_client, resource_group) == ["legacy"]
+
+
+def test_bad_input_is_explained_in_the_condition_and_an_event(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    resource_client: ResourceManagementClient,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    # A Kubernetes name Azure does not accept as an identity name.
+    apply(kube_emulator, namespace, identity_manifest("team.payments", resource_group))
+    body = wait_reason(kube_emulator, namespace, "uai/team.payments", "InvalidSpec")
+    assert "spec.azureName" in ready_condition(body)["message"]
+    assert [e["reason"] for e in events_for(kube_emulator, namespace, "team.payments")] == ["InvalidSpec"]
+
+    # A resource group that does not exist: reported, then picked up by the drift check once it exists.
+    missing_group = f"{resource_group}-later"
+    apply(kube_emulator, namespace, identity_manifest("early", missing_group))
+    body = wait_reason(kube_emulator, namespace, "uai/early", "ResourceGroupNotFound")
+    assert missing_group in ready_condition(body)["message"]
+    [event] = events_for(kube_emulator, namespace, "early")
+    assert (event["type"], event["reason"]) == ("Warning", "ResourceGroupNotFound")
+    resource_client.resource_groups.create_or_update(missing_group, {"location": "westeurope"})
+    wait_ready(kube_emulator, namespace, "uai/early", timeout=4 * operator.sync_interval)
+    assert identity_names(msi_client, missing_group) == ["early"]
+
+    # Immutable fields are refused at admission, with the rule's message.
+    for patch, needle in [
+        ({"spec": {"location": "eastus"}}, "location is immutable"),
+        ({"spec": {"resourceGroup": "elsewhere"}}, "resourceGroup is immutable"),
+        ({"spec": {"azureName": "renamed"}}, "azureName is immutable"),
+    ]:
+        refused = kube_emulator.kubectl(
+            "patch", "-n", namespace, "uai/early", "--type=merge", "-p", json.dumps(patch), check=False
+        )
+        assert refused.returncode != 0
+        assert needle in refused.stderr
+    # A bad azureName never reaches the operator either.
+    refused = kube_emulator.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=identity_manifest("bad-azure-name", resource_group, "  azureName: 'no spaces allowed'\n"),
+        check=False,
+    )
+    assert refused.returncode != 0
+
+
+def test_deletion_policies(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    apply(kube_emulator, namespace, identity_manifest("doomed", resource_group))
+    apply(kube_emulator, namespace, identity_manifest("kept", resource_group, "  deletionPolicy: Orphan\n"))
+    wait_ready(kube_emulator, namespace, "uai/doomed")
+    wait_ready(kube_emulator, namespace, "uai/kept")
+    kube_emulator.kubectl("delete", "-n", namespace, "uai/doomed", "uai/kept", "--wait=false")
+    wait_gone(kube_emulator, namespace, "uai/doomed")
+    wait_gone(kube_emulator, namespace, "uai/kept")
+    with pytest.raises(ResourceNotFoundError):
+        msi_client.user_assigned_identities.get(resource_group, "doomed")
+    assert identity_names(msi_client, resource_group) == ["kept"]
+
+
+def test_operator_restarts_lose_and_duplicate_nothing(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    # Killed right after the apply: whatever it had done, the next process finishes the job once.
+    apply(kube_emulator, namespace, identity_manifest("restarted", resource_group))
+    time.sleep(0.3)
+    operator.kill()
+    operator.start()
+    status = wait_ready(kube_emulator, namespace, "uai/restarted")["status"]
+    assert identity_names(msi_client, resource_group) == ["restarted"]
+    assert (
+        status["principalId"]
+        == msi_client.user_assigned_identities.get(resource_group, "restarted").principal_id
+    )
+
+    # Deleted while no operator runs: the finalizer holds the object until the next process cleans up.
+    operator.kill()
+    kube_emulator.kubectl("delete", "-n", namespace, "uai/restarted", "--wait=false")
+    time.sleep(0.5)
+    assert get_object(kube_emulator, namespace, "uai/restarted") is not None
+    assert identity_names(msi_client, resource_group) == ["restarted"]
+    operator.start()
+    wait_gone(kube_emulator, namespace, "uai/restarted")
+    assert identity_names(msi_client, resource_group) == []

@@ -15,6 +15,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (

@@ -1,0 +1,273 @@
+"""ARM-wide behaviour and the control endpoint: response headers, the error envelope for malformed and
+unknown requests (never a 500), injected faults and latency, token-bucket throttling with 429 and
+Retry-After, request counting, and state persisted across a restart.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from azure.mgmt.msi import ManagedServiceIdentityClient
+
+from fixtures.azure_emulator import (
+    AzureEmulatorInfo,
+    start_emulator_process,
+    stop_emulator_process,
+    wait_until_ready,
+)
+
+MSI = "2024-11-30"
+
+
+def _identity_url(info: AzureEmulatorInfo, group: str, name: str) -> str:
+    return (
+        f"/subscriptions/{info.subscription_id}/resourceGroups/{group}"
+        f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?api-version={MSI}"
+    )
+
+
+def test_response_headers(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:
+    write = azure_emulator.raw(
+        "PUT",
+        _identity_url(azure_emulator, resource_group, "headers"),
+        {"location": "westus"},
+        headers={"x-ms-correlation-request-id": "corr-123"},
+    )
+    assert write.headers["content-type"] == "application/json; charset=utf-8"
+    assert write.headers["x-ms-correlation-request-id"] == "corr-123"
+    uuid.UUID(write.headers["x-ms-request-id"])
+    assert write.headers["cache-control"] == "no-cache"
+    assert int(write.headers["x-ms-ratelimit-remaining-subscription-writes"]) < 200
+    assert int(write.headers["x-ms-ratelimit-remaining-subscription-global-writes"]) < 3000
+    read = azure_emulator.raw("GET", _identity_url(azure_emulator, resource_group, "headers"))
+    assert "x-ms-ratelimit-remaining-subscription-reads" in read.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        (
+            "GET",
+            "/subscriptions/not-a-guid/resourcegroups?api-version=2022-09-01",
+            None,
+            400,
+            "InvalidSubscriptionId",
+        ),
+        (
+            "GET",
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups?api-version=2022-09-01",
+            None,
+            404,
+            "SubscriptionNotFound",
+        ),
+        ("GET", "/subscriptions/{s}/somethingElse?api-version=2022-09-01", None, 404, "InvalidRequestUri"),
+        ("POST", "/subscriptions/{s}/resourcegroups/{g}?api-version=2022-09-01", {}, 405, "MethodNotAllowed"),
+        (
+            "PUT",
+            "/subscriptions/{s}/resourcegroups/{g}?api-version=2022-09-01",
+            [],
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "PUT",
+            "/subscriptions/{s}/resourcegroups/bad*name?api-version=2022-09-01",
+            {"location": "x"},
+            400,
+            "InvalidResourceGroup",
+        ),
+        (
+            "GET",
+            "/subscriptions/{s}/resourcegroups/{g}?api-version=1900-01-01",
+            None,
+            400,
+            "InvalidApiVersionParameter",
+        ),
+        (
+            "PUT",
+            "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Authorization/roleAssignments/"
+            "6c0b5f4e-1d3a-4b1e-9c7d-0a1b2c3d4e5f?api-version=2022-04-01",
+            {"properties": "nope"},
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "PUT",
+            "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/vm?api-version=2024-07-01",
+            {"location": "westus", "identity": "SystemAssigned"},
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "PUT",
+            "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/vm?api-version=2024-07-01",
+            {"location": "westus", "tags": {"n": 1}},
+            400,
+            "InvalidTag",
+        ),
+        (
+            "PUT",
+            "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Web/sites/app?api-version=2023-12-01",
+            {"location": "westus", "identity": {"type": "UserAssigned", "userAssignedIdentities": "x"}},
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "GET",
+            "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+            "?api-version=2024-11-30&$skiptoken=abc",
+            None,
+            400,
+            "InvalidSkipToken",
+        ),
+        (
+            "GET",
+            "/providers/Microsoft.Authorization/roleAssignments/x/y?api-version=2022-04-01",
+            None,
+            400,
+            "InvalidResourceType",
+        ),
+    ],
+)
+def test_bad_requests_get_arm_errors_not_500(
+    azure_emulator: AzureEmulatorInfo,
+    resource_group: str,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+    code: str,
+) -> None:
+    response = azure_emulator.raw(
+        method, path.format(s=azure_emulator.subscription_id, g=resource_group), body
+    )
+    assert (response.status, response.error_code()) == (status, code), response.body
+    assert isinstance(response.body["error"]["message"], str)
+
+
+def test_injected_fault_then_sdk_retry(
+    azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    msi_client.user_assigned_identities.create_or_update(resource_group, "flaky", {"location": "westus"})
+    azure_emulator.inject_fault(
+        path_regex="/userAssignedIdentities/flaky$", method="GET", status=503, code="ServiceUnavailable"
+    )
+    raw = azure_emulator.raw("GET", _identity_url(azure_emulator, resource_group, "flaky"))
+    assert (raw.status, raw.error_code()) == (503, "ServiceUnavailable")
+    assert azure_emulator.raw("GET", _identity_url(azure_emulator, resource_group, "flaky")).status == 200
+
+    azure_emulator.reset_counts()
+    azure_emulator.inject_fault(
+        path_regex="/userAssignedIdentities/flaky$",
+        method="PUT",
+        status=429,
+        code="TooManyRequests",
+        retry_after=1,
+    )
+    msi_client.user_assigned_identities.create_or_update(resource_group, "flaky", {"location": "westus"})
+    assert azure_emulator.arm_write_count("/userAssignedIdentities/flaky") == 2  # the 429, then the retry
+    azure_emulator.inject_fault(path_regex="never-matches", status=500, code="X", count=3)
+    assert len(azure_emulator.control("GET", "faults")["faults"]) == 1
+    azure_emulator.clear_faults()
+    assert azure_emulator.control("GET", "faults")["faults"] == []
+
+
+def test_injected_latency(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:
+    url = _identity_url(azure_emulator, resource_group, "slow")
+    azure_emulator.set_latency(0.3, path_regex="/userAssignedIdentities/slow$", method="GET")
+    try:
+        started = time.monotonic()
+        assert azure_emulator.raw("GET", url).status == 404
+        assert time.monotonic() - started >= 0.3
+    finally:
+        azure_emulator.clear_latency()
+    started = time.monotonic()
+    azure_emulator.raw("GET", url)
+    assert time.monotonic() - started < 0.3
+
+
+def test_throttling_with_retry_after(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:
+    azure_emulator.set_throttling(True, {"writes": (2, 0.5)})
+    try:
+        statuses = [
+            azure_emulator.raw(
+                "PUT", _identity_url(azure_emulator, resource_group, f"burst-{i}"), {"location": "westus"}
+            )
+            for i in range(3)
+        ]
+        assert [s.status for s in statuses] == [201, 201, 429]
+        throttled = statuses[2]
+        assert throttled.error_code() == "SubscriptionRequestsThrottled"
+        assert int(throttled.headers["retry-after"]) >= 1
+        assert throttled.headers["x-ms-ratelimit-remaining-subscription-writes"] == "0"
+        # Reads have their own bucket.
+        assert (
+            azure_emulator.raw("GET", _identity_url(azure_emulator, resource_group, "burst-0")).status == 200
+        )
+    finally:
+        azure_emulator.set_throttling(False)
+    assert (
+        azure_emulator.raw(
+            "PUT", _identity_url(azure_emulator, resource_group, "burst-3"), {"location": "westus"}
+        ).status
+        == 201
+    )
+
+
+def test_request_counts_prove_a_second_pass_writes_nothing(
+    azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    azure_emulator.reset_counts()
+    msi_client.user_assigned_identities.create_or_update(resource_group, "counted", {"location": "westus"})
+    msi_client.user_assigned_identities.get(resource_group, "counted")
+    counts = azure_emulator.request_counts()
+    put_key = next(
+        k for k in counts if k.startswith("PUT ") and k.endswith("/userAssignedIdentities/counted")
+    )
+    assert counts[put_key] == 1
+    assert azure_emulator.arm_write_count() == 1
+    azure_emulator.reset_counts()
+    msi_client.user_assigned_identities.get(resource_group, "counted")
+    assert azure_emulator.arm_write_count() == 0
+    assert sum(azure_emulator.request_counts().values()) == 1
+
+
+def test_control_endpoint_rejects_bad_input(azure_emulator: AzureEmulatorInfo) -> None:
+    bad_regex = azure_emulator.raw(
+        "POST", "/_emulator/faults", {"pathRegex": "(", "status": 500, "code": "X"}, token=""
+    )
+    assert bad_regex.status == 400
+    unknown = azure_emulator.raw("GET", "/_emulator/nothing-here", token="")
+    assert unknown.status == 404
+
+
+def test_state_persists_across_restart(tmp_path: Path) -> None:
+    ready, log = tmp_path / "ready.json", tmp_path / "log"
+    state_dir = tmp_path / "state"
+    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir))
+    try:
+        wait_until_ready(process, ready, log)
+        first = AzureEmulatorInfo.from_ready_file(ready)
+        group = f"/subscriptions/{first.subscription_id}/resourcegroups/kept?api-version=2022-09-01"
+        assert first.raw("PUT", group, {"location": "westus"}).status == 201
+        created = first.raw("PUT", _identity_url(first, "kept", "durable"), {"location": "westus"})
+    finally:
+        stop_emulator_process(process)
+    ready.unlink()
+    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir))
+    try:
+        wait_until_ready(process, ready, log)
+        second = AzureEmulatorInfo.from_ready_file(ready)
+        assert (second.subscription_id, second.client_id, second.ca_file) == (
+            first.subscription_id,
+            first.client_id,
+            first.ca_file,
+        )
+        again = second.raw("GET", _identity_url(second, "kept", "durable"))
+        assert again.status == 200
+        assert again.body["properties"]["principalId"] == created.body["properties"]["principalId"]
+    finally:
+        stop_emulator_process(process)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -158,7 +159,9 @@ async def translated_errors() -> AsyncIterator[None]:
         # Before HttpResponseError, of which it is a subclass: the credential itself failed (no token).
         if error.status_code is not None:
             raise _from_http_error(error, default_code="AuthenticationFailed") from error
-        raise ArmError(status=None, code="AuthenticationFailed", message=_first_line(error)) from error
+        raise ArmError(
+            status=None, code="AuthenticationFailed", message=_credential_failure(error)
+        ) from error
     except ResourceNotFoundError as error:
         raise _from_http_error(error, default_code="ResourceNotFound") from error
     except HttpResponseError as error:
@@ -190,6 +193,27 @@ def _from_http_error(error: HttpResponseError, *, default_code: str) -> ArmError
         request_id=headers.get("x-ms-request-id"),
         retry_after=retry_after,
     )
+
+
+_ENTRA_ERROR = re.compile(r"Microsoft Entra ID error '\(([\w-]+)\) (AADSTS\d+: [^.']*\.?)")
+_MAX_CREDENTIAL_MESSAGE = 600
+
+
+def _credential_failure(error: ClientAuthenticationError) -> str:
+    """Why the operator's own credential got no token, as one line an SRE can act on.
+
+    DefaultAzureCredential's first line only says that it failed; the reason is further down: Entra's
+    answer (`invalid_client AADSTS7000215: Invalid client secret provided.`) when a credential was refused,
+    else the list of credentials it tried and why each was unavailable.
+    """
+    text = str(error.message or error)
+    refused = _ENTRA_ERROR.search(text)
+    if refused:
+        return f"Microsoft Entra ID refused the operator's credential: {refused.group(1)} {refused.group(2)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    attempted = [line for line in lines[1:] if line.split(":", 1)[0].endswith("Credential")]
+    summary = " ".join([lines[0], *attempted]) if lines else ""
+    return summary[:_MAX_CREDENTIAL_MESSAGE]
 
 
 def _first_line(value: object) -> str:

@@ -139,7 +139,10 @@ def test_unknown_type_and_namespace_in_resource_requests(
 
 
 def test_vm_system_assigned_identity_via_generic_client(
-    azure_emulator: AzureEmulatorInfo, resource_client: ResourceManagementClient, resource_group: str
+    azure_emulator: AzureEmulatorInfo,
+    resource_client: ResourceManagementClient,
+    msi_client: ManagedServiceIdentityClient,
+    resource_group: str,
 ) -> None:
     version = _api_version(resource_client, "Microsoft.Compute", "virtualMachines")
     vm_id = f"{_group_id(azure_emulator, resource_group)}/providers/Microsoft.Compute/virtualMachines/vm-sys"
@@ -162,6 +165,10 @@ def test_vm_system_assigned_identity_via_generic_client(
         vm_id, {"identity": {"type": "SystemAssigned"}}, api_version=version
     ).result()
     assert _identity(again).principal_id == principal  # stable while enabled
+    system = msi_client.system_assigned_identities.get_by_scope(vm_id)
+    assert system.principal_id == principal
+    assert system.type == "Microsoft.ManagedIdentity/Identities"
+    assert system.client_id
     assert _properties(resource_client.resources.get_by_id(vm_id, api_version=version))["hardwareProfile"]
 
     disabled = resource_client.resources.begin_update_by_id(
@@ -169,6 +176,10 @@ def test_vm_system_assigned_identity_via_generic_client(
     ).result()
     assert disabled.identity is None
     assert principal not in _principals(azure_emulator)
+    with pytest.raises(ResourceNotFoundError):
+        msi_client.system_assigned_identities.get_by_scope(vm_id)
+    assert resource_client.resources.check_existence_by_id(vm_id, api_version=version)
+    assert not resource_client.resources.check_existence_by_id(f"{vm_id}-absent", api_version=version)
 
 
 def test_vm_user_assigned_map_merge_and_detach(

@@ -18,7 +18,7 @@ from azure_emulator.arm import paths
 from azure_emulator.arm.http import Reply, Request, method_not_allowed, page
 from azure_emulator.arm.resources import TypedPath, require_group
 from azure_emulator.emulator import Emulator
-from azure_emulator.errors import ArmError, bad_request, conflict, resource_not_found
+from azure_emulator.errors import ArmError, bad_request, conflict, not_found, resource_not_found
 
 IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
 FIC_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
@@ -304,4 +304,41 @@ def _validated_credential(
         issuer=issuer,
         subject=subject,
         audiences=tuple(audiences),
+    )
+
+
+def system_assigned_identity(emulator: Emulator, request: Request, scope: str) -> Reply:
+    """`GET {resource id}/providers/Microsoft.ManagedIdentity/identities/default`: the resource's
+    system-assigned identity, with the client id of its principal."""
+    if request.method != "GET":
+        raise method_not_allowed(request.method)
+    resource = emulator.world.resources.get(scope.lower())
+    principal_id = (resource.identity or {}).get("principalId") if resource is not None else None
+    principal = emulator.world.principals.get(principal_id) if isinstance(principal_id, str) else None
+    if resource is None or principal is None:
+        raise not_found(
+            "ResourceNotFound",
+            "The Resource 'Microsoft.ManagedIdentity/identities/default' under scope "
+            f"'{scope}' was not found.",
+        )
+    tenant = emulator.world.tenant_id
+    location = resource.location.replace(" ", "").lower()
+    return Reply(
+        200,
+        {
+            "id": f"{scope}/providers/Microsoft.ManagedIdentity/identities/default",
+            "name": "default",
+            "type": "Microsoft.ManagedIdentity/Identities",
+            "location": resource.location,
+            "tags": {},
+            "properties": {
+                "tenantId": tenant,
+                "principalId": principal.object_id,
+                "clientId": principal.app_id,
+                "clientSecretUrl": (
+                    f"https://control-{location}.identity.azure.net{scope}/credentials/v2/identities"
+                    f"?tid={tenant}&oid={principal.object_id}&aid={principal.app_id}"
+                ),
+            },
+        },
     )

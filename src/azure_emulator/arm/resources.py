@@ -184,12 +184,10 @@ def list_groups(emulator: Emulator, request: Request) -> Reply:
 def resource_group(emulator: Emulator, request: Request, subscription_id: str, name: str) -> Reply:
     key = f"/subscriptions/{subscription_id}/resourcegroups/{name}".lower()
     existing = emulator.world.resource_groups.get(key)
-    if request.method in ("GET", "HEAD"):
+    if request.method == "GET":
         if existing is None:
-            if request.method == "HEAD":
-                return Reply(404)
             raise resource_group_not_found(name)
-        return Reply(204) if request.method == "HEAD" else Reply(200, _render_group(existing))
+        return Reply(200, _render_group(existing))
     if request.method == "PUT":
         if not _RESOURCE_GROUP_NAME.match(name) or name.endswith("."):
             raise bad_request(

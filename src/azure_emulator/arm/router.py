@@ -4,6 +4,7 @@ RBAC rights for the action it performs at its scope (as ARM does before it forwa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from azure_emulator import catalog
@@ -40,7 +41,28 @@ def _authorization_versions(kind: str) -> tuple[str, ...]:
     return info.api_versions
 
 
+def _msi_versions() -> tuple[str, ...]:
+    provider = catalog.find_provider("Microsoft.ManagedIdentity")
+    assert provider is not None
+    info = provider.resource_type("userAssignedIdentities")
+    assert info is not None
+    return info.api_versions
+
+
 def handle(emulator: Emulator, request: Request) -> Reply:
+    """Route one request; HEAD is answered as ARM does for existence checks: 204 or 404, no body."""
+    if request.method != "HEAD":
+        return _handle(emulator, request)
+    try:
+        _handle(emulator, dataclasses.replace(request, method="GET"))
+    except ArmError as error:
+        if error.status == 404:
+            return Reply(404)
+        raise
+    return Reply(204)
+
+
+def _handle(emulator: Emulator, request: Request) -> Reply:
     segments = request.segments
     lowered = [s.lower() for s in segments]
     caller = request.caller_object_id
@@ -83,6 +105,14 @@ def handle(emulator: Emulator, request: Request) -> Reply:
 
     if not lowered:
         raise _no_route(request)
+    if (
+        lowered[-4:] == ["providers", "microsoft.managedidentity", "identities", "default"]
+        and len(lowered) > 4
+    ):
+        scope = "/" + "/".join(segments[:-4])
+        require_api_version(request, _msi_versions(), type_name="Microsoft.ManagedIdentity/identities")
+        authorize("Microsoft.ManagedIdentity/identities/read", scope)
+        return identities.system_assigned_identity(emulator, request, scope)
     if lowered[0] == "providers":
         if len(lowered) == 3 and lowered[2] == "operations":
             return resources.list_provider_operations(emulator, request, segments[1])

@@ -1,5 +1,11 @@
-"""Fixtures of the operations tests: the CRDs (the operator's and kopf's peering kinds) applied once, a
-factory of operator processes that are always stopped, and helpers to declare identities and read them."""
+"""Fixtures of the operations tests: a Kubernetes emulator of their own with the CRDs (the operator's and
+kopf's peering kinds) applied, a factory of operator processes that are always stopped, and helpers to
+declare identities and read them.
+
+The operations tests run operators with other credentials, in pairs and split by namespace; a Kubernetes
+emulator of their own keeps any other operator of the test session away from their objects, and makes its
+audit log the record of exactly these operators' API calls.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Any
 import pytest
 
 from fixtures.azure_emulator import AzureEmulatorInfo
-from fixtures.kube_emulator import KubeEmulatorInfo
+from fixtures.kube_emulator import KubeEmulatorInfo, start_kube_emulator
 
 from .operators import OperatorProcess
 
@@ -25,14 +31,28 @@ StartOperator = Callable[..., OperatorProcess]
 
 
 @pytest.fixture(scope="session")
-def ops_crds(kube_emulator: KubeEmulatorInfo) -> list[str]:
-    """Every CRD the operator and kopf's peering need, applied and established; returns their names."""
-    names: list[str] = []
-    for path in [*CRD_FILES, PEERING_CRDS]:
-        result = kube_emulator.kubectl("apply", "-f", str(path), "-o", "name")
-        names += [line.strip() for line in result.stdout.splitlines() if line.strip()]
-    kube_emulator.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
-    return names
+def ops_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeEmulatorInfo]:
+    """A Kubernetes emulator for the operations tests alone, with every CRD the operator and kopf's peering
+    need applied and established."""
+    running = start_kube_emulator(tmp_path_factory.mktemp("ops-kube"), "--bookmark-interval", "1")
+    try:
+        kube = running.info
+        names: list[str] = []
+        for path in [*CRD_FILES, PEERING_CRDS]:
+            result = kube.kubectl("apply", "-f", str(path), "-o", "name")
+            names += [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
+        yield kube
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def ops_namespace(ops_kube: KubeEmulatorInfo) -> str:
+    """A fresh namespace in the operations tests' emulator."""
+    name = f"ops-{uuid.uuid4().hex[:10]}"
+    ops_kube.kubectl("create", "namespace", name)
+    return name
 
 
 def operator_base_env(
@@ -58,7 +78,7 @@ def operator_base_env(
 
 @pytest.fixture
 def start_operator(
-    ops_crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
+    ops_kube: KubeEmulatorInfo, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[StartOperator]:
     """Start operator processes (`start_operator(name, env=..., args=[...])`); all are stopped at the end,
     and a failing test prints the tail of each one's log."""

@@ -65,44 +65,44 @@ def operator_identity(
 def test_workload_identity(
     start_operator: StartOperator,
     azure_emulator: AzureEmulatorInfo,
-    kube_emulator: KubeEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
     msi_client: ManagedServiceIdentityClient,
     authorization_client: AuthorizationManagementClient,
     resource_group: str,
-    namespace: str,
+    ops_namespace: str,
     tmp_path: Path,
 ) -> None:
     identity = operator_identity(msi_client, authorization_client, azure_emulator, resource_group)
-    kube_emulator.kubectl("create", "serviceaccount", "-n", namespace, "identity-operator")
+    ops_kube.kubectl("create", "serviceaccount", "-n", ops_namespace, "identity-operator")
     msi_client.federated_identity_credentials.create_or_update(
         resource_group,
         identity.name,
         "kubernetes",
         FederatedIdentityCredential(
-            issuer=kube_emulator.server,
-            subject=f"system:serviceaccount:{namespace}:identity-operator",
+            issuer=ops_kube.server,
+            subject=f"system:serviceaccount:{ops_namespace}:identity-operator",
             audiences=[AUDIENCE],
         ),
     )
-    token = kube_emulator.kubectl(
-        "create", "token", "-n", namespace, "identity-operator", f"--audience={AUDIENCE}"
+    token = ops_kube.kubectl(
+        "create", "token", "-n", ops_namespace, "identity-operator", f"--audience={AUDIENCE}"
     ).stdout.strip()
     token_file = tmp_path / "azure-identity-token"
     token_file.write_text(token)
     env = operator_base_env(
         azure_emulator,
-        kube_emulator,
+        ops_kube,
         AZURE_CLIENT_SECRET="",
         AZURE_CLIENT_ID=str(identity.client_id),
         AZURE_FEDERATED_TOKEN_FILE=str(token_file),
     )
     operator = start_operator(
-        "workload-identity", env=env, args=["--verbose", "--log-format=json", "-n", namespace]
+        "workload-identity", env=env, args=["--verbose", "--log-format=json", "-n", ops_namespace]
     )
-    name = declare_identity(kube_emulator, namespace, resource_group)
-    wait_ready(kube_emulator, namespace, name)
+    name = declare_identity(ops_kube, ops_namespace, resource_group)
+    wait_ready(ops_kube, ops_namespace, name)
     created = msi_client.user_assigned_identities.get(resource_group, name)
-    assert get_object(kube_emulator, namespace, name)["status"]["principalId"] == created.principal_id
+    assert get_object(ops_kube, ops_namespace, name)["status"]["principalId"] == created.principal_id
     log = operator.log_text()
     assert token not in log
     assert token.split(".")[1] not in log
@@ -112,11 +112,11 @@ def test_workload_identity(
 def test_managed_identity(
     start_operator: StartOperator,
     azure_emulator: AzureEmulatorInfo,
-    kube_emulator: KubeEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
     msi_client: ManagedServiceIdentityClient,
     authorization_client: AuthorizationManagementClient,
     resource_group: str,
-    namespace: str,
+    ops_namespace: str,
     endpoint: str,
 ) -> None:
     identity = operator_identity(msi_client, authorization_client, azure_emulator, resource_group)
@@ -130,14 +130,16 @@ def test_managed_identity(
     )
     env = operator_base_env(
         azure_emulator,
-        kube_emulator,
+        ops_kube,
         AZURE_CLIENT_SECRET="",
         AZURE_CLIENT_ID=str(identity.client_id),
         **where,
     )
-    operator = start_operator(f"managed-identity-{endpoint}", env=env, args=["--verbose", "-n", namespace])
-    name = declare_identity(kube_emulator, namespace, resource_group)
-    wait_ready(kube_emulator, namespace, name)
+    operator = start_operator(
+        f"managed-identity-{endpoint}", env=env, args=["--verbose", "-n", ops_namespace]
+    )
+    name = declare_identity(ops_kube, ops_namespace, resource_group)
+    wait_ready(ops_kube, ops_namespace, name)
     assert msi_client.user_assigned_identities.get(resource_group, name).principal_id
     assert azure_emulator.identity_header not in operator.log_text()
 
@@ -145,18 +147,18 @@ def test_managed_identity(
 def test_client_secret_and_a_wrong_one(
     start_operator: StartOperator,
     azure_emulator: AzureEmulatorInfo,
-    kube_emulator: KubeEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
     msi_client: ManagedServiceIdentityClient,
     resource_group: str,
-    namespace: str,
+    ops_namespace: str,
 ) -> None:
     good = start_operator(
         "client-secret",
-        env=operator_base_env(azure_emulator, kube_emulator),
-        args=["--verbose", "--log-format=json", "-n", namespace],
+        env=operator_base_env(azure_emulator, ops_kube),
+        args=["--verbose", "--log-format=json", "-n", ops_namespace],
     )
-    name = declare_identity(kube_emulator, namespace, resource_group)
-    wait_ready(kube_emulator, namespace, name)
+    name = declare_identity(ops_kube, ops_namespace, resource_group)
+    wait_ready(ops_kube, ops_namespace, name)
     assert msi_client.user_assigned_identities.get(resource_group, name).client_id
     good.stop()
     assert azure_emulator.client_secret not in good.log_text()
@@ -164,13 +166,13 @@ def test_client_secret_and_a_wrong_one(
     wrong_secret = "wrong-" + azure_emulator.client_secret[::-1]
     bad = start_operator(
         "wrong-secret",
-        env=operator_base_env(azure_emulator, kube_emulator, AZURE_CLIENT_SECRET=wrong_secret),
-        args=["--verbose", "-n", namespace],
+        env=operator_base_env(azure_emulator, ops_kube, AZURE_CLIENT_SECRET=wrong_secret),
+        args=["--verbose", "-n", ops_namespace],
     )
-    other = declare_identity(kube_emulator, namespace, resource_group)
+    other = declare_identity(ops_kube, ops_namespace, resource_group)
 
     def failed_condition() -> dict[str, str] | None:
-        condition = ready_condition(get_object(kube_emulator, namespace, other))
+        condition = ready_condition(get_object(ops_kube, ops_namespace, other))
         return dict(condition) if condition and condition.get("status") == "False" else None
 
     condition = eventually(failed_condition, timeout=30, what="Ready=False with the wrong secret")

@@ -215,14 +215,13 @@ def test_drift_is_repaired_and_a_deleted_resource_is_reported_with_its_dependant
     gone = wait_reason(kube, namespace, "sai/drifty", "ResourceNotFound", timeout=20)
     assert "principalId" not in gone["status"]
     assert "does not exist" in ready_condition(gone)["message"]
+
+    def dependant_not_ready() -> dict[str, Any] | None:
+        body = get_object(kube, namespace, "roleassignment/drifty-reader")
+        return body if body is not None and ready_condition(body).get("status") == "False" else None
+
     dependant = wait_for(
-        lambda: (
-            (b := get_object(kube, namespace, "roleassignment/drifty-reader"))
-            and ready_condition(b).get("status") == "False"
-            and b
-        ),
-        timeout=20,
-        what="the role assignment to report its identity is gone",
+        dependant_not_ready, timeout=20, what="the role assignment to report its identity is gone"
     )
     assert ready_condition(dependant)["reason"] == "WaitingForIdentity"
     assert any(e.get("reason") == "ResourceNotFound" for e in events_for(kube, namespace, "drifty"))

@@ -173,3 +173,53 @@ def test_recorded_resource_ids_reads_the_previous_status() -> None:
         VM
     ]
     assert attachments.recorded_resource_ids(None) == []
+
+
+def test_identity_reconcile_attaches_only_once_the_identity_is_ready() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    waiting = outcome.not_ready(reasons.RESOURCE_GROUP_NOT_FOUND, "no group")
+    previous = {"attachments": [{"resourceId": APP, "state": "Attached"}]}
+    result = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=waiting, attach_to=[VM], status=previous)
+    )
+    assert result == waiting, "the previous status.attachments stands while the identity is not Ready"
+    assert port.writes == []
+
+    ready = outcome.succeeded("identity ready", {"id": OURS})
+    result = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=ready, attach_to=[VM], status={})
+    )
+    assert result.ready
+    assert result.observed["attachments"][0]["resourceId"] == VM
+    assert "attached to 1 resource(s)" in result.message
+    assert attached_ids(port, VM) == [OURS]
+
+
+def test_deletion_detaches_from_recorded_and_listed_resources() -> None:
+    port = FakeResourcePort()
+    port.add(VM, system=True)
+    port.add(APP, user=(uai("theirs"),))
+    run(port, [VM, APP])
+    status = {"id": OURS, "attachments": [{"resourceId": APP, "state": "Attached"}]}
+    assert asyncio.run(attachments.detach_before_deletion(port, attach_to=[VM], status=status)) is None
+    assert attached_ids(port, VM) == []
+    assert attached_ids(port, APP) == [uai("theirs")]
+    vm = port.state(VM)
+    assert vm is not None
+    assert vm.identity.system_assigned
+
+    assert asyncio.run(attachments.detach_before_deletion(port, attach_to=[VM], status={})) is None
+
+
+def test_deletion_is_blocked_while_a_detach_fails() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    run(port, [VM])
+    port.fail_next_patch = ArmError(status=403, code="AuthorizationFailed", message="no rights")
+    blocked = asyncio.run(attachments.detach_before_deletion(port, attach_to=[VM], status={"id": OURS}))
+    assert blocked is not None
+    assert blocked.reason == reasons.DELETION_BLOCKED
+    assert blocked.retry_after
+    assert "Orphan" in blocked.message
+    assert blocked.observed["attachments"][0]["state"] == "Detaching"

@@ -49,6 +49,8 @@ class UserAssignedIdentitySpec(ApiModel):
     tags: dict[str, str] = pydantic.Field(default_factory=dict)
     deletion_policy: DeletionPolicy = "Delete"
     export_to: ExportTo | None = None
+    attach_to: list[str] = pydantic.Field(default_factory=list)
+    """ARM IDs of resources the identity is attached to (see `reconcilers.attachments`)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

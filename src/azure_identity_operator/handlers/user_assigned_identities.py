@@ -16,6 +16,7 @@ from azure_identity_operator.api import user_assigned_identity as api
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.handlers import dependants, runtime
 from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.reconcilers import attachments
 from azure_identity_operator.reconcilers import user_assigned_identities as reconciler
 from azure_identity_operator.status import outcome
 
@@ -45,7 +46,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             )
             if result.ready:
                 await _export(context, body, result.observed)
-            return result
+            return await attachments.reconcile_for_identity(
+                context.resources,
+                identity_outcome=result,
+                attach_to=_attach_to(body),
+                status=body.get("status"),
+            )
 
         await runtime.reconcile_and_report(
             body=body, patch=patch, logger=logger, retry=retry, run=run, action="reconciling the identity"
@@ -73,7 +79,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     @kopf.on.delete(*resource, registry=registry)
     async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
-        blocked = await reconciler.cleanup(
+        blocked = None
+        if (body.get("spec") or {}).get("deletionPolicy", "Delete") != "Orphan":
+            blocked = await attachments.detach_before_deletion(
+                context.resources, attach_to=_attach_to(body), status=body.get("status")
+            )
+        blocked = blocked or await reconciler.cleanup(
             context.identities,
             body.get("spec"),
             object_name=body.metadata.name or "",
@@ -87,6 +98,13 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     @kopf.on.event(*resource, registry=registry)
     async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:
         await context.dependants.wake(context.kube, PrincipalSnapshot.from_body(KIND.kind, body), kwargs)
+
+
+def _attach_to(body: kopf.Body) -> list[str]:
+    try:
+        return api.parse_spec(body.get("spec")).attach_to
+    except api.InvalidSpecError:
+        return []
 
 
 async def _export(context: OperatorContext, body: kopf.Body, observed: Mapping[str, Any]) -> None:

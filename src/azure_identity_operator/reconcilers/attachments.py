@@ -32,6 +32,8 @@ ATTACHED: AttachmentPhase = "Attached"
 FAILED: AttachmentPhase = "Failed"
 DETACHING: AttachmentPhase = "Detaching"
 
+DETACH_RETRY_SECONDS = 15.0
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AttachmentState:
@@ -215,3 +217,54 @@ async def _detach(port: ResourcePort, identity_id: str, resource_id: str) -> Att
             retry_after=mapped.retry_after,
         )
     return None
+
+
+async def reconcile_for_identity(
+    port: ResourcePort,
+    *,
+    identity_outcome: outcome.Outcome,
+    attach_to: Sequence[str],
+    status: Mapping[str, Any] | None,
+) -> outcome.Outcome:
+    """The attachments part of a `UserAssignedIdentity` reconcile, after the identity's own part.
+
+    Azure is touched only once the identity is Ready (its ID is known and it exists); until then the
+    previous `status.attachments` stands.
+    """
+    status = status or {}
+    identity_id = identity_outcome.observed.get("id") or status.get("id")
+    if not identity_outcome.ready or not identity_id:
+        return identity_outcome
+    result = await reconcile_attachments(
+        port,
+        identity_id=str(identity_id),
+        wanted=attach_to,
+        recorded=recorded_resource_ids(status.get("attachments")),
+    )
+    return result.combine(identity_outcome)
+
+
+async def detach_before_deletion(
+    port: ResourcePort, *, attach_to: Sequence[str], status: Mapping[str, Any] | None
+) -> outcome.Outcome | None:
+    """Detach a `UserAssignedIdentity` that is being deleted from every resource it may be attached to.
+
+    `None` when done; otherwise a `DeletionBlocked` outcome naming what is still attached (Azure keeps a
+    dangling reference on a resource whose user-assigned identity is deleted, so this runs first).
+    """
+    status = status or {}
+    identity_id = status.get("id")
+    if not identity_id:
+        return None  # never created by this object, so never attached by it
+    resource_ids = [*attach_to, *recorded_resource_ids(status.get("attachments"))]
+    result = await detach_all(port, identity_id=str(identity_id), resource_ids=resource_ids)
+    problem = result.problem()
+    if problem is None:
+        return None
+    return outcome.not_ready(
+        reasons.DELETION_BLOCKED,
+        f"{problem.message}; the identity is deleted once it is detached "
+        "(or set spec.deletionPolicy: Orphan to leave it and its attachments in Azure)",
+        retry_after=problem.retry_after or DETACH_RETRY_SECONDS,
+        observed={"attachments": result.status_field},
+    )

@@ -26,6 +26,7 @@ from fixtures.operator import (
     ready_condition,
     wait_for,
     wait_gone,
+    wait_object,
     wait_ready,
     wait_reason,
 )
@@ -96,12 +97,9 @@ def test_apply_gives_real_ids_exports_them_and_a_second_pass_writes_nothing(
     writes = azure_emulator.arm_write_count(resource_group)
     time.sleep(2.5 * operator.sync_interval)
     assert azure_emulator.arm_write_count(resource_group) == writes
-    assert (
-        get_object(kube_emulator, namespace, "uai/payments")["metadata"]["resourceVersion"]
-        == (  # type: ignore[index]
-            body["metadata"]["resourceVersion"]
-        )
-    )
+    after = get_object(kube_emulator, namespace, "uai/payments")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
 
     events = events_for(kube_emulator, namespace, "payments")
     assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Succeeded")]
@@ -133,12 +131,11 @@ def test_tag_update_and_drift_are_repaired(
         timeout=15,
         what="the new tags in Azure",
     )
-    body = wait_for(
-        lambda: (
-            (b := get_object(kube_emulator, namespace, "uai/orders"))
-            and b["status"].get("observedGeneration") == b["metadata"]["generation"]
-            and b
-        ),
+    body = wait_object(
+        kube_emulator,
+        namespace,
+        "uai/orders",
+        lambda b: bool(b["status"].get("observedGeneration") == b["metadata"]["generation"]),
         timeout=10,
         what="observedGeneration to follow the spec",
     )
@@ -157,12 +154,11 @@ def test_tag_update_and_drift_are_repaired(
 
     # An identity deleted behind the operator's back is created again and its new IDs reported.
     msi_client.user_assigned_identities.delete(resource_group, "orders")
-    recreated = wait_for(
-        lambda: (
-            (b := get_object(kube_emulator, namespace, "uai/orders"))
-            and b["status"].get("principalId") not in (None, first["principalId"])
-            and b
-        ),
+    recreated = wait_object(
+        kube_emulator,
+        namespace,
+        "uai/orders",
+        lambda b: b["status"].get("principalId") not in (None, first["principalId"]),
         timeout=4 * operator.sync_interval,
         what="the identity to be re-created with a new principal",
     )

@@ -7,6 +7,7 @@ would; the operator only ever touches their identity block.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.e2e
 
 API_VERSIONS = {"virtualMachines": "2024-11-01", "sites": "2024-04-01", "slots": "2024-04-01"}
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def resource_path(subscription: str, group: str, kind: str, name: str) -> str:
@@ -277,3 +279,35 @@ def test_bad_resource_ids_get_clear_reasons(
     assert "PATCH" not in " ".join(k for k in azure_emulator.request_counts() if "virtualThings" in k)
 
     kube.kubectl("delete", "-n", namespace, "sai", "--all", "--timeout=30s", timeout=40)
+
+
+def test_an_identity_two_objects_declare_stays_until_the_last_one_is_deleted(
+    operator: Any,
+    kube_emulator: KubeEmulatorInfo,
+    azure_emulator: AzureEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    resource_client: ResourceManagementClient,
+) -> None:
+    kube = kube_emulator
+    app = resource_path(azure_emulator.subscription_id, resource_group, "app", "twice")
+    create_resource(resource_client, app)
+    apply_all(kube, namespace, sai_manifest("one", app), sai_manifest("two", app))
+    one = wait_ready(kube, namespace, "sai/one")
+    two = wait_ready(kube, namespace, "sai/two")
+    assert one["status"]["principalId"] == two["status"]["principalId"]
+
+    kube.kubectl("delete", "-n", namespace, "sai/one", "--timeout=30s", timeout=40)
+    assert identity_of(resource_client, app)["principalId"] == two["status"]["principalId"]
+    kube.kubectl("delete", "-n", namespace, "sai/two", "--timeout=30s", timeout=40)
+    assert identity_of(resource_client, app).get("type", "None") == "None"
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("system-assigned*.yaml")), ids=lambda p: p.name)
+def test_examples_are_accepted_by_the_api_server(
+    operator: Any, kube_emulator: KubeEmulatorInfo, namespace: str, example: Path
+) -> None:
+    result = kube_emulator.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(example))
+    assert result.stdout.count("(server dry run)") == len(
+        [d for d in yaml.safe_load_all(example.read_text()) if d]
+    )

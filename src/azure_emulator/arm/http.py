@@ -98,6 +98,39 @@ def require_api_version(request: Request, supported: Sequence[str], *, type_name
     )
 
 
+def parse_tags(value: object) -> dict[str, str]:
+    """A resource's `tags`: absent means none; anything but a string map is ARM's InvalidTag."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise bad_request("InvalidTag", "The tags must be an object whose values are strings.")
+    return {str(k): v for k, v in value.items()}
+
+
+def location_slug(location: str) -> str:
+    """`West US` and `westus` are the same region."""
+    return "".join(location.split()).lower()
+
+
+def required_location(body: Mapping[str, Any]) -> str:
+    location = body.get("location")
+    if not isinstance(location, str) or not location:
+        raise bad_request("LocationRequired", "The location property is required for this definition.")
+    return location
+
+
+def check_location_unchanged(existing: str, requested: str, *, name: str, resource_group: str) -> None:
+    """A tracked resource's location is fixed at creation; a re-PUT elsewhere is a conflict."""
+    if location_slug(existing) != location_slug(requested):
+        raise ArmError(
+            409,
+            "InvalidResourceLocation",
+            f"The resource '{name}' already exists in location '{existing}' in resource group "
+            f"'{resource_group}'. A resource with the same name cannot be created in location '{requested}'. "
+            "Please select a new resource name.",
+        )
+
+
 def utc_stamp() -> str:
     """ARM's timestamp format: seven fractional digits and a `Z`."""
     now = datetime.datetime.now(datetime.UTC)

@@ -15,7 +15,16 @@ from typing import Any
 
 from azure_emulator import state
 from azure_emulator.arm import paths
-from azure_emulator.arm.http import Reply, Request, method_not_allowed, page
+from azure_emulator.arm.http import (
+    Reply,
+    Request,
+    check_location_unchanged,
+    location_slug,
+    method_not_allowed,
+    page,
+    parse_tags,
+    required_location,
+)
 from azure_emulator.arm.resources import TypedPath, require_group
 from azure_emulator.emulator import Emulator
 from azure_emulator.errors import ArmError, bad_request, conflict, not_found, resource_not_found
@@ -59,14 +68,6 @@ def _identity_not_found(path: paths.ResourcePath) -> ArmError:
     return resource_not_found(IDENTITY_TYPE, path.names[0], path.resource_group)
 
 
-def _tags(value: object) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise bad_request("InvalidTag", "The tags must be an object whose values are strings.")
-    return {str(k): v for k, v in value.items()}
-
-
 def user_assigned_identity(emulator: Emulator, request: Request, typed: TypedPath) -> Reply:
     path = typed.path
     key = identity_id(path).lower()
@@ -91,7 +92,7 @@ def user_assigned_identity(emulator: Emulator, request: Request, typed: TypedPat
             raise _identity_not_found(path)
         body = request.json_object()
         if "tags" in body:
-            existing = dataclasses.replace(existing, tags=_tags(body["tags"]))
+            existing = dataclasses.replace(existing, tags=parse_tags(body["tags"]))
             emulator.world.resources[key] = existing
             emulator.changed()
         return Reply(200, _render_identity(existing, request.api_version))
@@ -113,19 +114,9 @@ def _put_identity(
             "or number, and can contain only letters, numbers, hyphens and underscores.",
         )
     body = request.json_object()
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise bad_request("LocationRequired", "The location property is required for this definition.")
-    if (
-        existing is not None
-        and existing.location.replace(" ", "").lower() != location.replace(" ", "").lower()
-    ):
-        raise conflict(
-            "InvalidResourceLocation",
-            f"The resource '{name}' already exists in location '{existing.location}' in resource group "
-            f"'{path.resource_group}'. A resource with the same name cannot be created in location "
-            f"'{location}'. Please select a new resource name.",
-        )
+    location = required_location(body)
+    if existing is not None:
+        check_location_unchanged(existing.location, location, name=name, resource_group=path.resource_group)
     requested_properties = body.get("properties") or {}
     if not isinstance(requested_properties, dict):
         raise bad_request("InvalidRequestContent", "The 'properties' property must be an object.")
@@ -146,13 +137,13 @@ def _put_identity(
             type=IDENTITY_TYPE,
             name=name,
             location=location,
-            tags=_tags(body.get("tags")),
+            tags=parse_tags(body.get("tags")),
             properties=properties,
         )
     else:
         resource = dataclasses.replace(
             existing,
-            tags=_tags(body.get("tags")),
+            tags=parse_tags(body.get("tags")),
             properties={**existing.properties, "isolationScope": isolation_scope},
         )
     emulator.world.resources[resource.id.lower()] = resource
@@ -322,7 +313,7 @@ def system_assigned_identity(emulator: Emulator, request: Request, scope: str) -
             f"'{scope}' was not found.",
         )
     tenant = emulator.world.tenant_id
-    location = resource.location.replace(" ", "").lower()
+    location = location_slug(resource.location)
     return Reply(
         200,
         {

@@ -16,10 +16,14 @@ from azure_emulator.arm import identity_blocks, paths
 from azure_emulator.arm.http import (
     Reply,
     Request,
+    check_location_unchanged,
     is_guid,
+    location_slug,
     method_not_allowed,
     new_operation_id,
     page,
+    parse_tags,
+    required_location,
     utc_stamp,
 )
 from azure_emulator.emulator import Emulator
@@ -168,14 +172,6 @@ def require_group(emulator: Emulator, subscription_id: str, name: str) -> state.
     return group
 
 
-def _tags(value: object) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise bad_request("InvalidTag", "The tags must be an object whose values are strings.")
-    return {str(k): v for k, v in value.items()}
-
-
 def list_groups(emulator: Emulator, request: Request) -> Reply:
     groups = sorted(emulator.world.resource_groups.values(), key=lambda g: g.name.lower())
     return page(request, groups, _render_group, emulator.knobs.page_size)
@@ -196,10 +192,8 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
                 "'{invalid characters}'. The name can only be a letter, digit, '-', '.', '(', ')' or '_'.",
             )
         body = request.json_object()
-        location = body.get("location")
-        if not isinstance(location, str) or not location:
-            raise bad_request("LocationRequired", "The location property is required for this definition.")
-        if existing is not None and _location_key(existing.location) != _location_key(location):
+        location = required_location(body)
+        if existing is not None and location_slug(existing.location) != location_slug(location):
             raise conflict(
                 "InvalidResourceGroupLocation",
                 f"Invalid resource group location '{location}'. The Resource group already exists in "
@@ -210,7 +204,7 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
             subscription_id=emulator.world.subscription_id,
             name=existing.name if existing else name,
             location=existing.location if existing else location,
-            tags=_tags(body.get("tags")),
+            tags=parse_tags(body.get("tags")),
             managed_by=body.get("managedBy") if isinstance(body.get("managedBy"), str) else None,
         )
         emulator.world.resource_groups[key] = group
@@ -221,7 +215,7 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
             raise resource_group_not_found(name)
         body = request.json_object()
         if "tags" in body:
-            existing = dataclasses.replace(existing, tags=_tags(body["tags"]))
+            existing = dataclasses.replace(existing, tags=parse_tags(body["tags"]))
             emulator.world.resource_groups[key] = existing
             emulator.changed()
         return Reply(200, _render_group(existing))
@@ -240,10 +234,6 @@ def _delete_group_contents(emulator: Emulator, group: state.ResourceGroup) -> No
     prefix = group.id.lower() + "/"
     for key in [k for k in emulator.world.resources if k.startswith(prefix)]:
         _forget_resource(emulator, key)
-
-
-def _location_key(location: str) -> str:
-    return location.replace(" ", "").lower()
 
 
 # --- generic tracked resources ---------------------------------------------------------------------------
@@ -361,16 +351,10 @@ def _put_resource(
 ) -> Reply:
     _check_parent(emulator, typed)
     body = request.json_object()
-    location = body.get("location")
-    if not isinstance(location, str) or not location:
-        raise bad_request("LocationRequired", "The location property is required for this definition.")
-    if existing is not None and _location_key(existing.location) != _location_key(location):
-        raise conflict(
-            "InvalidResourceLocation",
-            f"The resource '{typed.path.names[-1]}' already exists in location '{existing.location}' in "
-            f"resource group '{typed.path.resource_group}'. A resource with the same name cannot be created "
-            "in "
-            f"location '{location}'. Please select a new resource name.",
+    location = required_location(body)
+    if existing is not None:
+        check_location_unchanged(
+            existing.location, location, name=typed.path.names[-1], resource_group=typed.path.resource_group
         )
     properties = body.get("properties") or {}
     if not isinstance(properties, dict):
@@ -394,7 +378,7 @@ def _put_resource(
         type=typed.full_type,
         name="/".join(typed.path.names),
         location=existing.location if existing else location,
-        tags=_tags(body.get("tags")),
+        tags=parse_tags(body.get("tags")),
         properties={k: v for k, v in properties.items() if k != "provisioningState"},
         identity=identity,
         extra={k: v for k, v in body.items() if k not in _ENVELOPE_FIELDS},
@@ -408,7 +392,7 @@ def _patch_resource(
     emulator: Emulator, request: Request, typed: TypedPath, existing: state.Resource
 ) -> Reply:
     body = request.json_object()
-    tags = _tags(body["tags"]) if "tags" in body else existing.tags
+    tags = parse_tags(body["tags"]) if "tags" in body else existing.tags
     properties = dict(existing.properties)
     patch_properties = body.get("properties")
     if isinstance(patch_properties, dict):
@@ -442,7 +426,7 @@ def _write_reply(
         return Reply(status, _render_resource(emulator, resource))
     operation_id = new_operation_id()
     emulator.operations[operation_id] = (resource.id, time.monotonic() + seconds, "Succeeded")
-    location = re.sub(r"\s+", "", resource.location).lower()
+    location = location_slug(resource.location)
     status_url = (
         f"{request.base_url}/subscriptions/{typed.path.subscription_id}/providers/{typed.path.namespace}"
         f"/locations/{location}/operations/{operation_id}?api-version={request.api_version}"

@@ -1,0 +1,41 @@
+"""The operator accepts the command line each overlay's Deployment gives it, and the shipped configuration
+(no subscription yet) makes it refuse to start with a message naming the missing setting.
+
+Runs the real `python -m azure_identity_operator` (the image's entrypoint) with the overlay's args and the
+ConfigMap's data as its environment, as the pod would; it needs no cluster to get that far. The overlays'
+processes run side by side to keep the test short.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .manifests import OVERLAYS, Manifest, only
+
+
+def test_operator_accepts_the_deployment_args_and_names_a_missing_setting(
+    rendered_overlays: dict[str, list[Manifest]],
+) -> None:
+    processes: dict[str, subprocess.Popen[str]] = {}
+    for overlay in OVERLAYS:
+        objects = rendered_overlays[overlay]
+        container = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        config = only(objects, "ConfigMap", "azure-identity-operator-config")["data"]
+        assert config["AZURE_SUBSCRIPTION_ID"] == "", "the shipped configuration leaves it to the user"
+        environment = {"PATH": os.environ.get("PATH", ""), "POD_ID": "azure-identity-operator-0", **config}
+        processes[overlay] = subprocess.Popen(
+            [sys.executable, "-m", "azure_identity_operator", *container["args"]],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    for overlay, process in processes.items():
+        output, _ = process.communicate(timeout=60)
+        assert "unrecognized arguments" not in output, f"{overlay}: {output}"
+        assert "error: argument" not in output, f"{overlay}: {output}"
+        assert process.returncode != 0, f"{overlay}: {output}"
+        assert "AZURE_SUBSCRIPTION_ID" in output, f"{overlay}: {output}"

@@ -27,7 +27,7 @@ from kube_emulator.objects import Api, WriteOptions, WriteResult, present
 from kube_emulator.openapi import OpenApiCache
 from kube_emulator.resources import Registry, ResourceType
 from kube_emulator.selectors import parse_field_selector, parse_label_selector
-from kube_emulator.store import Store, Watcher
+from kube_emulator.store import Store, Watcher, WatchEvent
 from kube_emulator.tokens import TokenIssuer
 
 logger = logging.getLogger(__name__)
@@ -459,12 +459,12 @@ class KubeApiServer:
 
         # Register and collect the backlog without yielding to the loop, so no change falls in between.
         self.store.add_watcher(resource.storage_key, watcher)
-        initial: list[tuple[str, JsonObject]] = []
+        initial: list[WatchEvent] = []
         expired: ApiError | None = None
         try:
             if requested in ("", "0") or send_initial:
                 initial = [
-                    ("ADDED", obj)
+                    ("ADDED", obj, None)
                     for obj in self.store.iter_objects(resource.storage_key, namespace)
                     if matches(obj)
                 ]
@@ -488,8 +488,16 @@ class KubeApiServer:
         response.enable_chunked_encoding()
         first_table = True
 
-        def encode(event_type: str, obj: JsonObject) -> bytes:
+        def encode(
+            event_type: str, obj: JsonObject, cache: dict[tuple[str, str], bytes] | None = None
+        ) -> bytes:
             nonlocal first_table
+            if cache is not None and not as_table:
+                key = (event_type, resource.api_version)
+                found = cache.get(key)
+                if found is None:
+                    found = cache[key] = encode(event_type, obj)
+                return found
             if as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
                 served = present(resource, obj)
                 body = tables.table(
@@ -521,7 +529,7 @@ class KubeApiServer:
                 await response.write_eof()
                 return response
             if initial:
-                await response.write(b"".join(encode(kind, obj) for kind, obj in initial))
+                await response.write(b"".join(encode(*event) for event in initial))
             if send_initial and bookmarks:
                 await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
             deadline = time.monotonic() + timeout
@@ -532,7 +540,11 @@ class KubeApiServer:
                     break
                 wait = min(deadline, next_bookmark if bookmarks else deadline) - now
                 try:
-                    event = await asyncio.wait_for(watcher.queue.get(), timeout=max(wait, 0.001))
+                    if watcher.queue.empty():
+                        async with asyncio.timeout(max(wait, 0.001)):
+                            event = await watcher.queue.get()
+                    else:
+                        event = watcher.queue.get_nowait()
                 except TimeoutError:
                     if bookmarks and time.monotonic() >= next_bookmark:
                         await response.write(bookmark())

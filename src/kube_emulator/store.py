@@ -29,6 +29,11 @@ class Change:
     type: str  # ADDED, MODIFIED, DELETED
     obj: JsonObject
     old: JsonObject | None
+    # Serialised watch events of this change, shared by every watcher that sends the same bytes
+    encoded: dict[tuple[str, str], bytes] = dataclasses.field(default_factory=dict, compare=False)
+
+
+WatchEvent = tuple[str, JsonObject, dict[tuple[str, str], bytes] | None]
 
 
 class Watcher:
@@ -37,14 +42,14 @@ class Watcher:
     def __init__(self, matches: Callable[[JsonObject], bool], namespace: str | None) -> None:
         self.matches = matches
         self.namespace = namespace
-        self.queue: asyncio.Queue[tuple[str, JsonObject] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
 
     def offer(self, change: Change) -> None:
         event = self.translate(change)
         if event is not None:
             self.queue.put_nowait(event)
 
-    def translate(self, change: Change) -> tuple[str, JsonObject] | None:
+    def translate(self, change: Change) -> WatchEvent | None:
         """Map a change onto this watcher's view: objects moving in or out of the selection are reported
         as ADDED or DELETED, as kube-apiserver does for selector watches."""
         if (
@@ -53,22 +58,17 @@ class Watcher:
         ):
             return None
         new_matches = self.matches(change.obj)
-        if change.type == "ADDED":
-            return ("ADDED", change.obj) if new_matches else None
-        if change.type == "DELETED":
-            return (
-                ("DELETED", change.obj)
-                if new_matches or (change.old is not None and self.matches(change.old))
-                else None
-            )
         old_matches = change.old is not None and self.matches(change.old)
-        if new_matches and old_matches:
-            return ("MODIFIED", change.obj)
-        if new_matches:
-            return ("ADDED", change.obj)
-        if old_matches:
-            return ("DELETED", change.obj)
-        return None
+        event_type: str | None
+        if change.type == "ADDED":
+            event_type = "ADDED" if new_matches else None
+        elif change.type == "DELETED":
+            event_type = "DELETED" if new_matches or old_matches else None
+        elif new_matches:
+            event_type = "MODIFIED" if old_matches else "ADDED"
+        else:
+            event_type = "DELETED" if old_matches else None
+        return None if event_type is None else (event_type, change.obj, change.encoded)
 
 
 class Collection:

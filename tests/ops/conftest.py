@@ -90,6 +90,9 @@ def start_operator(
         return process
 
     yield start
+    # Signal all first, then wait: they shut down in parallel.
+    for process in started:
+        process.terminate()
     for process in started:
         process.stop()
     report = getattr(request.node, "rep_call", None)

@@ -1,0 +1,120 @@
+"""High availability and scale-out, with real operator processes.
+
+Covers: two replicas of one peering (kopf peering through a KopfPeering object): the one with the higher
+priority reconciles, the other stands by and reconciles nothing; killed without warning, the active one is
+replaced by the standby once its peering entry expires. And two operators with disjoint namespace sets
+(the namespaced installation shape, a KopfPeering per namespace): each reconciles only its own namespace,
+as its structured log and the objects' status show.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fixtures.azure_emulator import AzureEmulatorInfo
+from fixtures.kube_emulator import KubeEmulatorInfo
+
+from .conftest import StartOperator, declare_identity, operator_base_env, wait_ready
+from .operators import OperatorProcess, eventually
+
+pytestmark = pytest.mark.e2e
+
+PEERING = "azure-identity-operator"
+PEERING_LIFETIME_SECONDS = 4
+RECONCILES = "azure_identity_operator_reconciles_total"
+
+
+def create_peering(kube: KubeEmulatorInfo, namespace: str) -> None:
+    kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfPeering",
+                "metadata": {"name": PEERING, "namespace": namespace},
+            }
+        ),
+    )
+
+
+def reconciles(operator: OperatorProcess) -> float:
+    return operator.metric(RECONCILES, {"kind": "UserAssignedIdentity"})
+
+
+def test_replicas_of_one_peering_take_turns(
+    start_operator: StartOperator,
+    azure_emulator: AzureEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
+    resource_group: str,
+    ops_namespace: str,
+) -> None:
+    create_peering(ops_kube, ops_namespace)
+    env = operator_base_env(azure_emulator, ops_kube)
+    common = ["-n", ops_namespace, f"--peering={PEERING}", f"--peering-lifetime={PEERING_LIFETIME_SECONDS}"]
+    active = start_operator("active", env=env, args=[*common, "--priority=200"])
+    standby = start_operator("standby", env=env, args=[*common, "--priority=100"])
+    active.wait_ready()
+    standby.wait_ready()
+    eventually(
+        lambda: "Pausing operations in favour of" in standby.log_text(),
+        timeout=20,
+        what="the standby to see the active replica and pause",
+    )
+
+    first = [declare_identity(ops_kube, ops_namespace, resource_group) for _ in range(2)]
+    wait_ready(ops_kube, ops_namespace, *first)
+    assert reconciles(active) >= 2
+    assert reconciles(standby) == 0, "the standby reconciled while the active replica was alive"
+
+    active.kill()
+    later = declare_identity(ops_kube, ops_namespace, resource_group)
+    wait_ready(ops_kube, ops_namespace, later, timeout=PEERING_LIFETIME_SECONDS + 30)
+    assert reconciles(standby) >= 1
+    assert "Resuming operations after the pause" in standby.log_text()
+
+
+def log_namespaces(operator: OperatorProcess) -> set[str]:
+    """The namespaces of the objects the operator's JSON log lines concern."""
+    found: set[str] = set()
+    for line in operator.log_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        entry: dict[str, Any] = json.loads(line)
+        namespace = (entry.get("object") or {}).get("namespace")
+        if namespace:
+            found.add(namespace)
+    return found
+
+
+def test_operators_split_the_cluster_by_namespace(
+    start_operator: StartOperator,
+    azure_emulator: AzureEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
+    resource_group: str,
+) -> None:
+    team_a, team_b = (f"team-{suffix}-{resource_group[-6:]}" for suffix in ("a", "b"))
+    for namespace in (team_a, team_b):
+        ops_kube.kubectl("create", "namespace", namespace)
+        create_peering(ops_kube, namespace)
+    env = operator_base_env(azure_emulator, ops_kube, IDENTITY_OPERATOR_LOG_FORMAT="json")
+    operator_a = start_operator("team-a", env=env, args=["-n", team_a, f"--peering={PEERING}"])
+    operator_b = start_operator("team-b", env=env, args=["-n", team_b, f"--peering={PEERING}"])
+    operator_a.wait_ready()
+    operator_b.wait_ready()
+
+    in_a = declare_identity(ops_kube, team_a, resource_group)
+    in_b = declare_identity(ops_kube, team_b, resource_group)
+    wait_ready(ops_kube, team_a, in_a)
+    wait_ready(ops_kube, team_b, in_b)
+
+    assert log_namespaces(operator_a) == {team_a}
+    assert log_namespaces(operator_b) == {team_b}
+    assert reconciles(operator_a) >= 1
+    assert reconciles(operator_b) >= 1
+    # Neither paused for the other: their peering objects live in different namespaces.
+    assert "Pausing" not in operator_a.log_text() + operator_b.log_text()

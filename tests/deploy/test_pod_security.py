@@ -122,11 +122,19 @@ def test_peering_identity_is_the_pod_name(overlay_objects: list[Manifest]) -> No
     assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
-def test_rollouts_never_run_two_active_operators(overlay_objects: list[Manifest]) -> None:
-    # Equal-priority kopf peers pause each other; the surge pod resumes once the old one has left.
+def test_an_active_replica_and_a_standby(overlay_objects: list[Manifest]) -> None:
     deployment = only(overlay_objects, "Deployment", OPERATOR_NAME)
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2
+    # Every replica gets the same args: a fixed --priority would tie them, and kopf pauses tied peers.
+    # Without it, each process picks its own random priority.
+    assert not any(arg.startswith("--priority") for arg in operator_container(overlay_objects)["args"])
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    (spread,) = pod_spec(overlay_objects)["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "a single-node cluster still runs both"
+    assert selects(
+        spread["labelSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
+    )
 
 
 def test_metrics_are_discoverable(overlay_objects: list[Manifest]) -> None:
@@ -147,8 +155,8 @@ def test_disruption_budget_covers_the_operator_pods(overlay_objects: list[Manife
     budget = only(overlay_objects, "PodDisruptionBudget")
     template = only(overlay_objects, "Deployment", OPERATOR_NAME)["spec"]["template"]
     assert selects(budget["spec"]["selector"]["matchLabels"], template["metadata"]["labels"])
-    # A single replica must never block a node drain.
-    assert budget["spec"]["maxUnavailable"] >= 1
+    # One pod at a time, so one stays; and a Deployment scaled to one replica never blocks a node drain.
+    assert budget["spec"]["maxUnavailable"] == 1
     assert "minAvailable" not in budget["spec"]
 
 

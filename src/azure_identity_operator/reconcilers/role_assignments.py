@@ -37,7 +37,7 @@ ROLE_CACHE_SECONDS = 600.0
 """How long a resolved role definition is trusted before Azure is asked again."""
 DELETION_GRACE_SECONDS = 600.0
 """How long a deletion Azure refuses (lost access) is retried before the object is released anyway."""
-DELETION_RETRY_SECONDS = 15.0
+DELETION_RETRY_SECONDS = 10.0
 
 DeclaredElsewhere = Callable[[str], Collection[str]]
 """From an assignment name: the other objects (`namespace/name`) that still declare it."""

@@ -144,8 +144,14 @@ class CompiledRule:
 
 
 _environment_lock = threading.Lock()
-_environment = celpy.Environment()
+_environments: list[celpy.Environment] = []  # built on first use: building the CEL parser takes ~0.5 s
 _compiled: dict[str, CompiledRule] = {}
+
+
+def _environment() -> celpy.Environment:
+    if not _environments:
+        _environments.append(celpy.Environment())
+    return _environments[0]
 
 
 def compile_rule(text: str) -> CompiledRule:
@@ -155,8 +161,9 @@ def compile_rule(text: str) -> CompiledRule:
         return cached
     with _environment_lock:
         try:
-            ast = _environment.compile(text)
-            runner = _environment.program(ast, functions=KUBERNETES_FUNCTIONS)
+            environment = _environment()
+            ast = environment.compile(text)
+            runner = environment.program(ast, functions=KUBERNETES_FUNCTIONS)
         except Exception as error:  # celpy raises lark and CEL errors of several classes
             raise CelCompileError(f"compilation failed: {error}") from error
     compiled = CompiledRule(text=text, runner=runner, uses_old_self=bool(_OLD_SELF.search(text)))

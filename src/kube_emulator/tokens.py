@@ -35,11 +35,22 @@ class TokenIssuer:
 
     def __init__(self, issuer: str, key_file: Path | None = None) -> None:
         self.issuer = issuer.rstrip("/")
-        self._key = self._load_or_create(key_file)
+        self._key_file = key_file
+        self._loaded: rsa.RSAPrivateKey | None = None
+
+    @property
+    def _key(self) -> rsa.RSAPrivateKey:
+        # Made on first use: generating an RSA key would slow every server start
+        if self._loaded is None:
+            self._loaded = self._load_or_create(self._key_file)
+        return self._loaded
+
+    @property
+    def key_id(self) -> str:
         public_der = self._key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        self.key_id = _b64url(hashlib.sha256(public_der).digest())
+        return _b64url(hashlib.sha256(public_der).digest())
 
     @staticmethod
     def _load_or_create(key_file: Path | None) -> rsa.RSAPrivateKey:

@@ -120,6 +120,19 @@ def test_attach_to_two_resources_with_other_identities_then_detach_without_distu
     ).result()
     wait_for(lambda: attached(resource_client, slot) == [ours], timeout=20, what="the slot to be re-attached")
 
+    # The identity deleted in Azure and created again by the operator (same ID, new principal): the
+    # resources still name the old principal, so the attachment is renewed.
+    old_principal = body["status"]["principalId"]
+    msi_client.user_assigned_identities.delete(resource_group, "worker")
+
+    def renewed() -> str | None:
+        entries = identity_of(resource_client, vm).get("userAssignedIdentities") or {}
+        principal = next((v.get("principalId") for k, v in entries.items() if k.lower() == ours), None)
+        return principal if principal not in (None, old_principal) else None
+
+    new_principal = wait_for(renewed, timeout=20, what="the VM to hold the re-created identity")
+    assert wait_ready(kube, namespace, "uai/worker")["status"]["principalId"] == new_principal
+
     # Removed from the list: detached from the slot only; the slot keeps its system-assigned identity.
     apply_all(kube, namespace, uai_manifest("worker", resource_group, [vm]))
     wait_for(lambda: attached(resource_client, slot) == [], timeout=20, what="the slot to be detached")

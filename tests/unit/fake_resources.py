@@ -44,6 +44,8 @@ class _Stored:
     type: str
     principal_id: str | None = None
     user_assigned: list[str] = dataclasses.field(default_factory=list)
+    attached_principals: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    """The principal each user-assigned identity had when it was attached (lower-cased ID → principal)."""
 
 
 class FakeResourcePort:
@@ -56,6 +58,8 @@ class FakeResourcePort:
         self.writes: list[tuple[str, IdentityPatch]] = []
         self.reads: list[str] = []
         self.fail_next_patch: ArmError | None = None
+        self.identity_principals: dict[str, str] = {}
+        """Current principal of each user-assigned identity (lower-cased ID); re-creating one changes it."""
 
     # Behind the operator's back
     def add(self, resource_id: str, *, system: bool = False, user: tuple[str, ...] = ()) -> None:
@@ -122,6 +126,9 @@ class FakeResourcePort:
                 stored.user_assigned = [i for i in stored.user_assigned if not ids.same_id(i, identity_id)]
                 if attach:
                     stored.user_assigned.append(identity_id)
+                    stored.attached_principals[identity_id.lower()] = self.identity_principals.get(
+                        identity_id.lower()
+                    )
             if not stored.user_assigned:
                 raise ArmError(status=400, code="InvalidParameter", message="UserAssigned needs identities")
         return self._render(stored)
@@ -137,7 +144,10 @@ class FakeResourcePort:
                 system_assigned=system,
                 principal_id=stored.principal_id,
                 tenant_id=TENANT_ID if system else None,
-                user_assigned=tuple(AttachedIdentity(id=i) for i in stored.user_assigned),
+                user_assigned=tuple(
+                    AttachedIdentity(id=i, principal_id=stored.attached_principals.get(i.lower()))
+                    for i in stored.user_assigned
+                ),
                 type_spelling=identity_type(system_assigned=system, user_assigned=bool(stored.user_assigned)),
             ),
         )

@@ -223,3 +223,31 @@ def test_deletion_is_blocked_while_a_detach_fails() -> None:
     assert blocked.retry_after
     assert "Orphan" in blocked.message
     assert blocked.observed["attachments"][0]["state"] == "Detaching"
+
+
+def test_an_identity_created_again_under_the_same_id_is_attached_anew() -> None:
+    port = FakeResourcePort()
+    port.add(VM, system=True, user=(uai("theirs"),))
+    port.identity_principals[OURS.lower()] = "principal-1"
+    ready = outcome.succeeded("ready", {"id": OURS, "principalId": "principal-1"})
+    asyncio.run(attachments.reconcile_for_identity(port, identity_outcome=ready, attach_to=[VM], status={}))
+    assert len(port.writes) == 1
+
+    # Deleted and created again behind our back: same ID, new principal; the VM still names the old one.
+    port.identity_principals[OURS.lower()] = "principal-2"
+    again = outcome.succeeded("ready", {"id": OURS, "principalId": "principal-2"})
+    result = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=again, attach_to=[VM], status={})
+    )
+    assert result.ready
+    assert [patch.user_assigned for _, patch in port.writes[1:]] == [{OURS: False}, {OURS: True}]
+    vm = port.state(VM)
+    assert vm is not None
+    assert vm.identity.system_assigned
+    assert [(a.id, a.principal_id) for a in vm.identity.user_assigned] == [
+        (uai("theirs"), None),
+        (OURS, "principal-2"),
+    ]
+    writes = len(port.writes)
+    asyncio.run(attachments.reconcile_for_identity(port, identity_outcome=again, attach_to=[VM], status={}))
+    assert len(port.writes) == writes

@@ -107,11 +107,20 @@ def _unique(resource_ids: Sequence[str]) -> list[str]:
 
 
 async def reconcile_attachments(
-    port: ResourcePort, *, identity_id: str, wanted: Sequence[str], recorded: Sequence[str]
+    port: ResourcePort,
+    *,
+    identity_id: str,
+    wanted: Sequence[str],
+    recorded: Sequence[str],
+    principal_id: str | None = None,
 ) -> AttachmentsResult:
-    """Attach `identity_id` to every `wanted` resource and detach it from `recorded` ones no longer wanted."""
+    """Attach `identity_id` to every `wanted` resource and detach it from `recorded` ones no longer wanted.
+
+    With `principal_id`, an attachment that a resource reports with another principal (the identity was
+    deleted and created again under the same ID) is renewed: detached, then attached again.
+    """
     wanted_ids = _unique(wanted)
-    states = [await _attach(port, identity_id, resource_id) for resource_id in wanted_ids]
+    states = [await _attach(port, identity_id, resource_id, principal_id) for resource_id in wanted_ids]
     stale = [r for r in _unique(recorded) if not any(ids.same_id(r, w) for w in wanted_ids)]
     states += [s for s in [await _detach(port, identity_id, r) for r in stale] if s is not None]
     return AttachmentsResult(tuple(states))
@@ -125,7 +134,9 @@ async def detach_all(
     return AttachmentsResult(tuple(s for s in results if s is not None))
 
 
-async def _attach(port: ResourcePort, identity_id: str, resource_id: str) -> AttachmentState:
+async def _attach(
+    port: ResourcePort, identity_id: str, resource_id: str, principal_id: str | None
+) -> AttachmentState:
     def failed(reason: str, message: str, retry_after: float | None = None) -> AttachmentState:
         return AttachmentState(
             resource_id=resource_id,
@@ -147,7 +158,22 @@ async def _attach(port: ResourcePort, identity_id: str, resource_id: str) -> Att
             if resource is None:
                 return failed(reasons.RESOURCE_NOT_FOUND, "the resource does not exist in Azure")
             current = resource.identity
-            if current.attached(identity_id) is None:
+            existing = current.attached(identity_id)
+            if existing is not None and _stale(existing.principal_id, principal_id):
+                others = current.others_than(identity_id)
+                resource = await port.patch_identity(
+                    resource,
+                    IdentityPatch(
+                        type=identity_type(
+                            system_assigned=current.system_assigned,
+                            user_assigned=bool(others),
+                            like=current.type_spelling,
+                        ),
+                        user_assigned={identity_id: False} if others else {},
+                    ),
+                )
+                current, existing = resource.identity, None
+            if existing is None:
                 await port.patch_identity(
                     resource,
                     IdentityPatch(
@@ -173,6 +199,13 @@ async def _attach(port: ResourcePort, identity_id: str, resource_id: str) -> Att
         reason=reasons.SUCCEEDED,
         message=f"attached to {resource.name}",
     )
+
+
+def _stale(attached_principal: str | None, principal_id: str | None) -> bool:
+    """The resource holds the identity with a principal that no longer is the identity's."""
+    if not attached_principal or not principal_id:
+        return False
+    return attached_principal.lower() != principal_id.lower()
 
 
 async def _detach(port: ResourcePort, identity_id: str, resource_id: str) -> AttachmentState | None:
@@ -235,11 +268,13 @@ async def reconcile_for_identity(
     identity_id = identity_outcome.observed.get("id") or status.get("id")
     if not identity_outcome.ready or not identity_id:
         return identity_outcome
+    principal_id = identity_outcome.observed.get("principalId")
     result = await reconcile_attachments(
         port,
         identity_id=str(identity_id),
         wanted=attach_to,
         recorded=recorded_resource_ids(status.get("attachments")),
+        principal_id=str(principal_id) if principal_id else None,
     )
     return result.combine(identity_outcome)
 

@@ -1,0 +1,293 @@
+"""The local stack: both emulators and the operator as child processes, wired together, with the examples.
+
+`LocalStack.up()` starts the Azure emulator and the Kubernetes API emulator (each on a free loopback port),
+applies the CRDs, creates the examples' resource group in the Azure emulator, starts the operator with the
+emulators' settings, applies the examples and waits until they are Ready. `down()` stops everything in the
+reverse order. Every process logs to a file in the working directory, which also holds the kubeconfig a
+user points kubectl at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUP = "identityoperator.dev"
+CRDS_DIR = REPO_ROOT / "crds"
+EXAMPLES_DIR = REPO_ROOT / "examples"
+DEFAULT_EXAMPLES = ("user-assigned-identity.yaml", "federated-identity-credential.yaml")
+EXAMPLES_RESOURCE_GROUP = "rg-identity-operator-demo"
+EXAMPLES_LOCATION = "westeurope"
+CLUSTER_ISSUER = "https://kubernetes.default.svc.cluster.local"
+"""The service-account issuer the Kubernetes emulator signs tokens with (kube-apiserver's usual default);
+the operator fills it into federated credentials that name no issuer."""
+SYNC_INTERVAL_SECONDS = 30.0
+STARTUP_TIMEOUT_SECONDS = 60.0
+
+
+class StackError(RuntimeError):
+    """A part of the stack failed to start or to become Ready; the message says which and where its log is."""
+
+
+@dataclasses.dataclass
+class Child:
+    """One child process and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclasses.dataclass
+class LocalStack:
+    workdir: Path
+    examples: Sequence[Path] = tuple(EXAMPLES_DIR / name for name in DEFAULT_EXAMPLES)
+    namespace: str = "default"
+    sync_interval: float = SYNC_INTERVAL_SECONDS
+    kubectl_path: str = dataclasses.field(
+        default_factory=lambda: shutil.which("kubectl") or "/usr/bin/kubectl"
+    )
+    say: Callable[[str], None] = print
+    children: list[Child] = dataclasses.field(default_factory=list)
+    azure: dict[str, Any] = dataclasses.field(default_factory=dict)
+    kube: dict[str, Any] = dataclasses.field(default_factory=dict)
+    liveness_port: int = 0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return Path(self.kube["kubeconfig"])
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    def up(self, *, ready_timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        if not Path(self.kubectl_path).exists():
+            raise StackError("kubectl is required (https://kubernetes.io/docs/tasks/tools/)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.say(f"Working directory: {self.workdir}")
+        self.azure = self._start_emulator(
+            "azure-emulator",
+            ["azure_emulator", "serve", "--port", "0", "--state-dir", str(self.workdir / "azure")],
+        )
+        self.say(f"Azure emulator:      {self.azure['arm_endpoint']}")
+        self.kube = self._start_emulator(
+            "kube-emulator",
+            [
+                "kube_emulator",
+                "serve",
+                "--port",
+                "0",
+                "--state-dir",
+                str(self.workdir / "kube"),
+                "--issuer",
+                CLUSTER_ISSUER,
+            ],
+        )
+        self.say(f"Kubernetes emulator: {self.kube['server']}")
+        self._apply_crds()
+        self._create_resource_group()
+        self._start_operator()
+        self.say("Operator:            running")
+        if self.examples:
+            self._apply_examples(ready_timeout)
+
+    def down(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+    def failed_child(self) -> Child | None:
+        for child in self.children:
+            if not child.alive():
+                return child
+        return None
+
+    # --- parts ---------------------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, arguments: list[str], env: dict[str, str] | None = None) -> Child:
+        log_path = self.workdir / f"{name}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", *arguments],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                cwd=REPO_ROOT,
+                # Ctrl-C reaches only the stack, which then stops its children in order.
+                start_new_session=True,
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def _start_emulator(self, name: str, arguments: list[str]) -> dict[str, Any]:
+        ready_file = self.workdir / f"{name}.ready.json"
+        ready_file.unlink(missing_ok=True)
+        child = self._spawn(name, [*arguments, "--ready-file", str(ready_file)])
+        self._wait(lambda: ready_file.exists(), child, f"{name} to listen")
+        ready: dict[str, Any] = json.loads(ready_file.read_text())
+        return ready
+
+    def _wait(self, condition: Callable[[], bool], child: Child, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if not child.alive():
+                raise StackError(f"{child.name} exited while waiting for {what}:\n{child.log_tail()}")
+            if time.monotonic() > deadline:
+                raise StackError(f"timed out waiting for {what}; see {child.log_path}")
+            time.sleep(0.1)
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise StackError(f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        return result
+
+    def _apply_crds(self) -> None:
+        crds = sorted(CRDS_DIR.glob("identityoperator.dev_*.yaml"))
+        for path in crds:
+            self.kubectl("apply", "-f", str(path))
+        names = [f"crd/{path.stem.split('_', 1)[1]}.identityoperator.dev" for path in crds]
+        self.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
+
+    def _create_resource_group(self) -> None:
+        """The examples' resource group, created in the Azure emulator as a user would in the portal."""
+        token = self._arm_token()
+        url = (
+            f"{self.azure['arm_endpoint']}/subscriptions/{self.azure['subscription_id']}"
+            f"/resourcegroups/{EXAMPLES_RESOURCE_GROUP}?api-version=2022-09-01"
+        )
+        body = json.dumps({"location": EXAMPLES_LOCATION}).encode()
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="PUT",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=self._tls(), timeout=30) as response:
+            if response.status not in (200, 201):
+                raise StackError(f"creating resource group {EXAMPLES_RESOURCE_GROUP}: HTTP {response.status}")
+
+    def _arm_token(self) -> str:
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": self.azure["client_id"],
+                "client_secret": self.azure["client_secret"],
+                "scope": "https://management.azure.com/.default",
+            }
+        ).encode()
+        url = f"{self.azure['authority_host']}/{self.azure['tenant_id']}/oauth2/v2.0/token"
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=form, method="POST"), context=self._tls(), timeout=30
+        ) as response:
+            token: str = json.loads(response.read())["access_token"]
+            return token
+
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.azure["ca_file"])
+
+    def operator_env(self) -> dict[str, str]:
+        """The operator's environment: the standard Azure variables pointing at the emulator."""
+        return {
+            "AZURE_CLIENT_ID": self.azure["client_id"],
+            "AZURE_CLIENT_SECRET": self.azure["client_secret"],
+            "AZURE_TENANT_ID": self.azure["tenant_id"],
+            "AZURE_SUBSCRIPTION_ID": self.azure["subscription_id"],
+            "AZURE_AUTHORITY_HOST": self.azure["authority_host"],
+            "AZURE_RESOURCE_MANAGER_ENDPOINT": self.azure["arm_endpoint"],
+            "SSL_CERT_FILE": self.azure["ca_file"],
+            "REQUESTS_CA_BUNDLE": self.azure["ca_file"],
+            "KUBECONFIG": str(self.kubeconfig),
+            "IDENTITY_OPERATOR_OIDC_ISSUER": CLUSTER_ISSUER,
+            "IDENTITY_OPERATOR_SYNC_INTERVAL": str(self.sync_interval),
+        }
+
+    def _start_operator(self) -> None:
+        self.liveness_port = _free_port()
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        child = self._spawn("operator", ["azure_identity_operator", f"--liveness={url}"], self.operator_env())
+        self._wait(lambda: _answers(url), child, "the operator's liveness probe")
+
+    def _apply_examples(self, timeout: float) -> None:
+        for path in self.examples:
+            self.kubectl("apply", "-n", self.namespace, "-f", str(path))
+        self.say(f"Applied {', '.join(p.name for p in self.examples)}; waiting until they are Ready")
+        for resource in self.example_resources():
+            result = self.kubectl(
+                "wait",
+                "-n",
+                self.namespace,
+                "--for=condition=Ready",
+                f"--timeout={int(timeout)}s",
+                resource,
+                check=False,
+            )
+            if result.returncode != 0:
+                status = self.kubectl("get", "-n", self.namespace, resource, "-o", "wide", check=False).stdout
+                raise StackError(f"{resource} did not become Ready:\n{status}{result.stderr}")
+
+    def example_resources(self) -> list[str]:
+        """`<kind>.identityoperator.dev/<name>` of every operator object in the examples."""
+        resources = []
+        for path in self.examples:
+            for document in yaml.safe_load_all(path.read_text()):
+                if document and str(document.get("apiVersion", "")).startswith(f"{GROUP}/"):
+                    resources.append(f"{document['kind'].lower()}.{GROUP}/{document['metadata']['name']}")
+        return resources
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False

@@ -6,13 +6,17 @@ plain resources (vaults, storage accounts) and a type without managed-identity s
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
+from azure.mgmt.authorization.aio import AuthorizationManagementClient as AsyncAuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
+from azure.mgmt.resource.resources.aio import ResourceManagementClient as AsyncResourceManagementClient
 from azure.mgmt.resource.resources.models import GenericResource, Identity
 
 from fixtures.azure_emulator import AzureEmulatorInfo
@@ -359,3 +363,65 @@ def test_changing_tags_behind_the_back(
     assert msi_client.user_assigned_identities.get(resource_group, "drifty").tags == {"edited": "by-hand"}
     with pytest.raises(HttpResponseError):
         resource_client.resources.get_by_id(identity.id, api_version="2000-01-01")
+
+
+async def _operator_style_session(info: AzureEmulatorInfo, group: str) -> dict[str, Any]:
+    """What the operator does with the async SDK: discover the api-version, enable a VM's identity with
+    the generic client's LRO, and grant that identity a role."""
+    async with (
+        AsyncClientSecretCredential(
+            info.tenant_id,
+            info.client_id,
+            info.client_secret,
+            authority=info.authority_host,
+            disable_instance_discovery=True,
+            connection_verify=info.ca_file,
+        ) as credential,
+        AsyncResourceManagementClient(
+            credential, info.subscription_id, base_url=info.arm_endpoint, connection_verify=info.ca_file
+        ) as resources,
+        AsyncAuthorizationManagementClient(
+            credential, info.subscription_id, base_url=info.arm_endpoint, connection_verify=info.ca_file
+        ) as authorization,
+    ):
+        provider = await resources.providers.get("Microsoft.Compute")
+        version = next(
+            t.api_versions[0]
+            for t in provider.resource_types or []
+            if t.resource_type == "virtualMachines" and t.api_versions
+        )
+        vm_id = f"{_group_id(info, group)}/providers/Microsoft.Compute/virtualMachines/vm-async"
+        await (
+            await resources.resources.begin_create_or_update_by_id(
+                vm_id, {"location": "westus"}, api_version=version
+            )
+        ).result()
+        poller = await resources.resources.begin_update_by_id(
+            vm_id, {"identity": {"type": "SystemAssigned"}}, api_version=version
+        )
+        updated = await poller.result()
+        assert updated.identity is not None
+        principal = updated.identity.principal_id
+        assignment = await authorization.role_assignments.create(
+            vm_id,
+            str(uuid.uuid4()),
+            {
+                "role_definition_id": f"/subscriptions/{info.subscription_id}/providers/"
+                "Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+                "principal_id": principal,
+                "principal_type": "ServicePrincipal",
+            },
+        )
+        listed = [
+            a.name async for a in authorization.role_assignments.list_for_scope(vm_id, filter="atScope()")
+        ]
+        return {"version": version, "principal": principal, "assignment": assignment.name, "listed": listed}
+
+
+def test_async_clients_as_the_operator_uses_them(
+    azure_emulator: AzureEmulatorInfo, resource_group: str
+) -> None:
+    outcome = asyncio.run(_operator_style_session(azure_emulator, resource_group))
+    assert outcome["version"] == "2024-11-01"
+    assert outcome["principal"] in _principals(azure_emulator)
+    assert outcome["assignment"] in outcome["listed"]

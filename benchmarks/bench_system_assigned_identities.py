@@ -81,9 +81,13 @@ def _run(info: dict[str, str]) -> None:
         disable_instance_discovery=True,
         connection_verify=info["ca_file"],
     )
-    clients = {"base_url": info["arm_endpoint"], "connection_verify": info["ca_file"]}
-    resources = ResourceManagementClient(credential, info["subscription_id"], **clients)
-    identities = ManagedServiceIdentityClient(credential, info["subscription_id"], **clients)
+    endpoint, ca_file = info["arm_endpoint"], info["ca_file"]
+    resources = ResourceManagementClient(
+        credential, info["subscription_id"], base_url=endpoint, connection_verify=ca_file
+    )
+    identities = ManagedServiceIdentityClient(
+        credential, info["subscription_id"], base_url=endpoint, connection_verify=ca_file
+    )
     group = f"rg-bench-{uuid.uuid4().hex[:8]}"
     resources.resource_groups.create_or_update(group, {"location": "westus"})
     base = f"/subscriptions/{info['subscription_id']}/resourceGroups/{group}/providers"

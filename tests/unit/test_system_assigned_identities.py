@@ -9,6 +9,7 @@ import pytest
 from azure_identity_operator.api.system_assigned_identity import InvalidSpecError, SystemAssignedIdentitySpec
 from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.arm.resources import identity_type, parse_identity_type
+from azure_identity_operator.handlers import system_assigned_identities as handlers
 from azure_identity_operator.reconcilers import attachments
 from azure_identity_operator.reconcilers import system_assigned_identities as reconciler
 from azure_identity_operator.status import reasons
@@ -193,3 +194,13 @@ def test_unknown_deletion_policy_is_an_invalid_spec() -> None:
         reconciler.parse_spec({"resourceId": VM, "deletionPolicy": "Keep"})
     with pytest.raises(InvalidSpecError, match=r"spec\.resourceId"):
         reconciler.parse_spec({})
+
+
+def test_other_objects_declaring_the_same_resource_are_found_case_insensitively() -> None:
+    key = handlers.resource_key(VM.upper() + "/")
+    indexes = {handlers.BY_RESOURCE_INDEX: {key: [("ns", "one"), ("other-ns", "two")]}}
+    assert handlers.others_declaring(indexes, resource_id=VM, namespace="ns", name="one") == [
+        ("other-ns", "two")
+    ]
+    assert handlers.others_declaring(indexes, resource_id=APP, namespace="ns", name="one") == []
+    assert handlers.others_declaring({}, resource_id=VM, namespace="ns", name="one") == []

@@ -53,6 +53,17 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _normalise_time(text: str, *, micro: bool) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    moment = moment.astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclasses.dataclass(frozen=True)
 class WriteOptions:
     """Per-request knobs of a write, from its query parameters."""
@@ -90,6 +101,7 @@ class Api:
     def __init__(self, store: Store, registry: Registry) -> None:
         self.store = store
         self.registry = registry
+        self._orphaning = False  # set while a delete asked to orphan dependents (no garbage collection)
 
     # Reads -------------------------------------------------------------------------------------------
 
@@ -533,7 +545,13 @@ class Api:
             raise conflict(resource.plural, resource.group, name)
         if dry_run:
             return present(resource, old)
-        return present(resource, self.delete_stored(resource.storage_key, old))
+        self._orphaning = options.get("propagationPolicy") == "Orphan" or bool(
+            options.get("orphanDependents")
+        )
+        try:
+            return present(resource, self.delete_stored(resource.storage_key, old))
+        finally:
+            self._orphaning = False
 
     def delete_stored(self, key: StorageKey, old: JsonObject) -> JsonObject:
         """Delete a stored object: mark it when finalizers remain, remove it otherwise."""
@@ -553,16 +571,45 @@ class Api:
             return marked
         return self._remove(key, old, old)
 
+    def _owner_exists(self, dependent: JsonObject, reference: Mapping[str, Any]) -> bool:
+        group = str(reference.get("apiVersion", "")).rpartition("/")[0]
+        namespace = dependent["metadata"].get("namespace", "")
+        for resource in self.registry.all_resources():
+            if resource.group == group and resource.kind == reference.get("kind"):
+                found = self.store.get(
+                    resource.storage_key,
+                    (namespace if resource.namespaced else "", str(reference.get("name"))),
+                )
+                return found is not None and found["metadata"]["uid"] == reference.get("uid")
+        return False
+
     def _remove(self, key: StorageKey, final: JsonObject, old: JsonObject) -> JsonObject:
         removed = copy.deepcopy(final)
         removed["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
         self.store.commit(key, "DELETED", removed, old)
         if key == CRDS:
             self._on_crd_removed(removed)
+        if not self._orphaning:
+            self._collect_dependents(removed)
         namespace = removed["metadata"].get("namespace")
         if namespace:
             self._maybe_finish_namespace(namespace)
         return removed
+
+    def _collect_dependents(self, owner: JsonObject) -> None:
+        """Background garbage collection: delete objects whose only owners are gone."""
+        uid = owner["metadata"]["uid"]
+        namespace = owner["metadata"].get("namespace")
+        for key in self.store.storage_keys():
+            for obj in list(
+                self.store.iter_objects(key, namespace) if namespace else self.store.iter_objects(key, None)
+            ):
+                references = obj["metadata"].get("ownerReferences") or []
+                if not any(reference.get("uid") == uid for reference in references):
+                    continue
+                remaining = [reference for reference in references if reference.get("uid") != uid]
+                if not any(self._owner_exists(obj, reference) for reference in remaining):
+                    self.delete_stored(key, obj)
 
     # Namespaces --------------------------------------------------------------------------------------
 
@@ -605,6 +652,11 @@ class Api:
                 for key, value in string_data.items():
                     data[key] = base64.b64encode(str(value).encode()).decode()
             candidate.setdefault("type", "Opaque")
+        elif resource.storage_key in (("", "events"), ("events.k8s.io", "events")):
+            # Timestamps are re-serialised the way Go's metav1.Time and MicroTime print them
+            for field, micro in (("firstTimestamp", False), ("lastTimestamp", False), ("eventTime", True)):
+                if isinstance(candidate.get(field), str):
+                    candidate[field] = _normalise_time(candidate[field], micro=micro)
         elif resource.storage_key == NAMESPACES:
             candidate.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             status = candidate.setdefault("status", {})

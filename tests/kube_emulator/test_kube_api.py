@@ -399,3 +399,24 @@ def test_audit_log_records_verbs_resources_and_user_agents(
     assert any(
         json.loads(line)["name"] == "audited" and json.loads(line)["verb"] == "patch" for line in on_disk
     )
+
+
+def test_dependents_are_garbage_collected_unless_orphaned(
+    custom: kubernetes.client.CustomObjectsApi, core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
+    for name, propagation in (("owner", "Background"), ("orphaner", "Orphan")):
+        owner = new_widget(custom, namespace, name)
+        reference = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Widget",
+            "name": name,
+            "uid": owner["metadata"]["uid"],
+        }
+        core.create_namespaced_config_map(
+            namespace, {"metadata": {"name": f"{name}-data", "ownerReferences": [reference]}}
+        )
+        custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, body={"propagationPolicy": propagation}
+        )
+    remaining = [item.metadata.name for item in core.list_namespaced_config_map(namespace).items]
+    assert remaining == ["orphaner-data"]

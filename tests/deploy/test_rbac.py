@@ -30,12 +30,10 @@ def grants(group: str, resources: list[str], verbs: list[str]) -> set[Permission
 
 
 IN_EACH_SERVED_NAMESPACE: set[Permission] = (
-    grants(GROUP, list(KINDS), ["get", "list", "watch", "patch"])
-    | grants(GROUP, [f"{kind}/status" for kind in KINDS], ["get", "patch"])
-    | grants(GROUP, [f"{kind}/finalizers" for kind in KINDS], ["update"])
-    | grants("", ["events"], ["create", "patch"])
-    | grants("", ["configmaps"], ["create", "get", "patch", "update"])
-    | grants("", ["serviceaccounts"], ["get", "patch"])
+    grants(GROUP, list(KINDS), ["list", "watch", "patch"])
+    | grants(GROUP, [f"{kind}/status" for kind in KINDS], ["patch"])
+    | grants("", ["events"], ["create"])
+    | grants("", ["configmaps"], ["get", "create", "patch"])
 )
 """What the operator does to objects in a namespace it serves."""
 

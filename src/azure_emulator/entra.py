@@ -6,6 +6,7 @@ endpoints (IMDS and App Service) that hand out tokens for a managed identity.
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,17 @@ from azure_emulator.emulator import Emulator
 from azure_emulator.errors import EntraError
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def parse_form(raw: bytes) -> dict[str, str]:
+    """The token request's `application/x-www-form-urlencoded` body (first value of each field)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise EntraError(
+            400, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid."
+        ) from error
+    return {key: values[0] for key, values in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
 
 
 def _require_tenant(emulator: Emulator, tenant: str) -> None:

@@ -139,27 +139,29 @@ class Server:
     async def _authority(self, request: web.Request, segments: list[str]) -> web.StreamResponse:
         authority = f"https://{request.host}"
         lowered = [s.lower() for s in segments]
+        is_token = len(segments) == 4 and lowered[1:] == ["oauth2", "v2.0", "token"]
         try:
-            if lowered[:3] == ["common", "discovery", "instance"]:
-                return _json_response(200, entra.instance_discovery(self.emulator, authority))
-            if len(segments) == 4 and lowered[1:] == ["oauth2", "v2.0", "token"] and request.method == "POST":
-                form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+            if is_token and request.method == "POST":
+                form = entra.parse_form(await request.read())
                 return _json_response(200, entra.token_response(self.emulator, segments[0], form))
-            if len(segments) == 4 and lowered[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-                return _json_response(
-                    200, entra.openid_configuration(self.emulator, segments[0], authority, v2=True)
-                )
-            if len(segments) == 3 and lowered[1:] == [".well-known", "openid-configuration"]:
-                return _json_response(
-                    200, entra.openid_configuration(self.emulator, segments[0], authority, v2=False)
-                )
-            if len(segments) >= 3 and lowered[1] == "discovery" and lowered[-1] == "keys":
-                return _json_response(200, {"keys": []})
+            if request.method == "GET":
+                if lowered[:3] == ["common", "discovery", "instance"]:
+                    return _json_response(200, entra.instance_discovery(self.emulator, authority))
+                if len(segments) == 4 and lowered[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+                    return _json_response(
+                        200, entra.openid_configuration(self.emulator, segments[0], authority, v2=True)
+                    )
+                if len(segments) == 3 and lowered[1:] == [".well-known", "openid-configuration"]:
+                    return _json_response(
+                        200, entra.openid_configuration(self.emulator, segments[0], authority, v2=False)
+                    )
+                if len(segments) >= 3 and lowered[1] == "discovery" and lowered[-1] == "keys":
+                    return _json_response(200, {"keys": []})
         except EntraError as error:
             return _json_response(error.status, error.body())
-        return _json_response(
-            404, {"error": {"code": "NotFound", "message": f"No route for {request.method} {request.path}."}}
-        )
+        status, code = (405, "MethodNotAllowed") if is_token else (404, "NotFound")
+        message = f"No route for {request.method} {request.path}."
+        return _json_response(status, {"error": {"code": code, "message": message}})
 
     def _authenticate(self, request: web.Request) -> str:
         """The caller's object id from its bearer token; ARM's 401 errors otherwise."""

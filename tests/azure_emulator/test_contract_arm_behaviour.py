@@ -257,7 +257,8 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
     finally:
         stop_emulator_process(process)
     ready.unlink()
-    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir))
+    flags = ("--principal-delay", "5", "--page-size", "7", "--lro-seconds", "0.5", "--throttle")
+    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir), *flags)
     try:
         wait_until_ready(process, ready, log)
         second = AzureEmulatorInfo.from_ready_file(ready)
@@ -269,5 +270,12 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
         again = second.raw("GET", _identity_url(second, "kept", "durable"))
         assert again.status == 200
         assert again.body["properties"]["principalId"] == created.body["properties"]["principalId"]
+        settings = second.control("GET", "settings")
+        assert (settings["principalDelaySeconds"], settings["pageSize"], settings["lroSeconds"]) == (
+            5,
+            7,
+            0.5,
+        )
+        assert settings["throttlingEnabled"] is True
     finally:
         stop_emulator_process(process)

@@ -63,7 +63,6 @@ _QUERIES = (
 _BODIES: tuple[object, ...] = (
     None,
     [],
-    "text",
     {"location": 5, "tags": [1], "properties": [], "identity": {"type": 3}},
     {"properties": {"principalId": None, "roleDefinitionId": 7, "issuer": [], "audiences": "a"}},
 )
@@ -144,3 +143,42 @@ def test_tokens_are_checked_for_expiry_tenant_and_audience(
         "GET", f"/subscriptions/{azure_emulator.subscription_id}?api-version=2022-09-01", token=forged
     )
     assert (rejected.status, rejected.error_code()) == (401, "InvalidAuthenticationToken")
+
+
+def test_authority_and_managed_identity_endpoints_never_crash(azure_emulator: AzureEmulatorInfo) -> None:
+    tenant = azure_emulator.tenant_id
+    authority_requests: list[tuple[str, str, bytes | None, dict[str, str]]] = [
+        ("POST", f"/{tenant}/oauth2/v2.0/token", b'{"json": true}', {"Content-Type": "application/json"}),
+        (
+            "POST",
+            f"/{tenant}/oauth2/v2.0/token",
+            b"\xff\xfe",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        ("POST", f"/{tenant}/oauth2/v2.0/token", b"client_assertion=x&client_id=y", {}),
+        ("GET", f"/{tenant}/oauth2/v2.0/token", None, {}),
+        ("GET", "/not-a-tenant/v2.0/.well-known/openid-configuration", None, {}),
+        ("GET", "/", None, {}),
+        ("DELETE", "/common/discovery/instance", None, {}),
+    ]
+    for method, path, body, headers in authority_requests:
+        response = azure_emulator.raw(method, path, token="", raw_body=body, headers=headers)
+        assert 400 <= response.status < 500, (method, path, response.status, response.body)
+        assert isinstance(response.body, dict)
+    managed_identity_requests = [
+        "/metadata/identity/oauth2/token",
+        "/metadata/identity/oauth2/token?api-version=2018-02-01",
+        "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r&msi_res_id=%2Fnot%2Fan%2Fid",
+        "/msi/token?api-version=2019-08-01&resource=r&object_id=nope",
+        "/elsewhere",
+    ]
+    for path in managed_identity_requests:
+        response = azure_emulator.raw(
+            "GET",
+            path,
+            token="",
+            headers={"Metadata": "true", "X-IDENTITY-HEADER": azure_emulator.identity_header},
+            base=azure_emulator.imds_endpoint,
+        )
+        assert 400 <= response.status < 500, (path, response.status, response.body)
+        assert isinstance(response.body, dict)

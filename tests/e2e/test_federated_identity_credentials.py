@@ -306,3 +306,24 @@ def test_deletion(
     )
     kube_emulator.kubectl("delete", "-n", namespace, "fic/svc-b", "--wait=false")
     wait_gone(kube_emulator, namespace, "fic/svc-b", timeout=15)
+
+
+def test_operator_killed_mid_way_leaves_exactly_one_credential(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    apply(
+        kube_emulator,
+        namespace,
+        identity_manifest("jobs", resource_group) + "---" + credential_manifest("jobs", "jobs"),
+    )
+    wait_ready(kube_emulator, namespace, "uai/jobs")
+    operator.kill()
+    operator.start()
+    wait_ready(kube_emulator, namespace, "fic/jobs")
+    assert credentials(msi_client, resource_group, "jobs") == {
+        "jobs": f"system:serviceaccount:{namespace}:api"
+    }

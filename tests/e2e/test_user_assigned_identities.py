@@ -284,3 +284,33 @@ def test_operator_restarts_lose_and_duplicate_nothing(
     operator.start()
     wait_gone(kube_emulator, namespace, "uai/restarted")
     assert identity_names(msi_client, resource_group) == []
+
+
+def test_a_blocked_deletion_explains_itself_and_finishes_when_azure_allows(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    azure_emulator: AzureEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    apply(kube_emulator, namespace, identity_manifest("stuck", resource_group))
+    wait_ready(kube_emulator, namespace, "uai/stuck")
+    azure_emulator.inject_fault(
+        path_regex=f"{resource_group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/stuck$",
+        method="DELETE",
+        status=403,
+        code="AuthorizationFailed",
+        message="The client does not have authorization to perform action "
+        "'Microsoft.ManagedIdentity/userAssignedIdentities/delete'.",
+    )
+    kube_emulator.kubectl("delete", "-n", namespace, "uai/stuck", "--wait=false")
+    body = wait_reason(kube_emulator, namespace, "uai/stuck", "DeletionBlocked")
+    message = ready_condition(body)["message"]
+    assert "userAssignedIdentities/delete" in message
+    assert "Orphan" in message
+    assert body["metadata"]["finalizers"] == ["identityoperator.dev/finalizer"]
+    assert identity_names(msi_client, resource_group) == ["stuck"]
+    # The fault was a one-off: the retry (after its backoff) deletes the identity and releases the object.
+    wait_gone(kube_emulator, namespace, "uai/stuck", timeout=30)
+    assert identity_names(msi_client, resource_group) == []

@@ -16,6 +16,7 @@ import functools
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +45,7 @@ READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 KEY_VAULT_API_VERSION = "2023-07-01"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -642,3 +644,19 @@ def test_operator_killed_between_the_azure_write_and_the_status_write(
     (assignment,) = assignments_of(authorization_client, scope, second)
     assert assignment.name == new_name
     assert_next_pass_writes_nothing(azure_emulator, operator, scope)
+
+
+def test_the_example_is_accepted_and_explains_what_it_waits_for(
+    operator: SessionOperator, kube_emulator: KubeEmulatorInfo, namespace: str
+) -> None:
+    kube_emulator.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "role-assignment.yaml"))
+    waiting = wait_reason(
+        kube_emulator, namespace, "roleassignment/demo-workload-secrets", "ReferenceNotFound"
+    )
+    assert "UserAssignedIdentity 'demo-workload'" in ready_condition(waiting)["message"]
+    # The placeholder subscription does not exist in this Azure.
+    unknown = wait_reason(kube_emulator, namespace, "roleassignment/platform-team-reader", "InvalidSpec")
+    assert "SubscriptionNotFound" in ready_condition(unknown)["message"]
+    kube_emulator.kubectl(
+        "delete", "-n", namespace, "-f", str(EXAMPLES / "role-assignment.yaml"), "--timeout=30s"
+    )

@@ -31,6 +31,7 @@ IDENTITY_KINDS = {
     kind.kind: kind for kind in (constants.USER_ASSIGNED_IDENTITY, constants.SYSTEM_ASSIGNED_IDENTITY)
 }
 ACTION = "reconciling the role assignment"
+MAX_BLOCKED_RETRY_SECONDS = 30.0
 
 
 def referenced_identity(body: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -187,4 +188,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         delay = runtime.backoff_delay(
             outcome.not_ready(deletion.result.reason, deletion.result.message, retry_after=retry_after), retry
         )
+        if deletion.result.reason == reasons.DELETION_BLOCKED:
+            # Keep retries frequent while blocked, so the force-delete annotation takes effect soon.
+            delay = min(delay, MAX_BLOCKED_RETRY_SECONDS)
         raise kopf.TemporaryError(deletion.result.message, delay=delay)

@@ -21,6 +21,10 @@ from azure_identity_operator.arm.authorization import (
 from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.arm.sdk.session import AzureSession, translated_errors
 
+_ROLE_DEFINITION_ABSENT = frozenset(
+    {"RoleDefinitionDoesNotExist", "RoleDefinitionNotFound", "ResourceNotFound", "NotFound"}
+)
+
 
 class SdkAuthorizationPort:
     def __init__(self, session: AzureSession) -> None:
@@ -35,7 +39,8 @@ class SdkAuthorizationPort:
             async with translated_errors():
                 found = await self._client(role_definition_id).role_definitions.get_by_id(role_definition_id)
         except ArmError as error:
-            if error.status == 404:
+            # Only the definition's own 404; a missing subscription is an error the caller must report.
+            if error.status == 404 and error.code in _ROLE_DEFINITION_ABSENT:
                 return None
             raise
         return _role_definition(found)

@@ -58,7 +58,6 @@ _QUERIES = (
     "",
     "?api-version=2024-11-30",
     "?api-version=2022-04-01&$filter=atScope()%20or%20x",
-    "?api-version=x",
 )
 _BODIES: tuple[object, ...] = (
     None,

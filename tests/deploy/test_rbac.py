@@ -37,14 +37,20 @@ IN_EACH_SERVED_NAMESPACE: set[Permission] = (
 )
 """What the operator does to objects in a namespace it serves."""
 
-KOPF_CLUSTER_OBSERVATION: set[Permission] = grants(
+KOPF_CRD_OBSERVATION: set[Permission] = grants(
     "apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"]
-) | grants("", ["namespaces"], ["list", "watch"])
+)
 """What kopf reads at cluster scope in every mode."""
+
+KOPF_CLUSTER_OBSERVATION: set[Permission] = KOPF_CRD_OBSERVATION | grants(
+    "", ["namespaces"], ["list", "watch"]
+)
+"""What kopf reads at cluster scope when it serves a list of namespaces: it also follows the namespaces.
+Serving all of them, it never lists or watches namespaces."""
 
 EXPECTED_CLUSTER_WIDE_CLUSTER_ROLE = (
     IN_EACH_SERVED_NAMESPACE
-    | KOPF_CLUSTER_OBSERVATION
+    | KOPF_CRD_OBSERVATION
     | grants("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
 )
 EXPECTED_NAMESPACED_CLUSTER_ROLE = KOPF_CLUSTER_OBSERVATION

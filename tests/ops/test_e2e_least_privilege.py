@@ -1,0 +1,236 @@
+"""Least privilege, derived from what the operator does: the Kubernetes API calls of real operator runs,
+read from the Kubernetes emulator's audit log, against the RBAC that deploy/ installs.
+
+Each installation shape runs once — namespaced (`-n NS --peering`, a KopfPeering in NS) and cluster-wide
+(`-A --peering`, a ClusterKopfPeering) — through a scenario that exercises every Kubernetes write the
+operator has: identities exporting their IDs to a ConfigMap that exists and to one it creates, a federated
+credential woken by its identity, Ready transitions posted as Events, and a deletion through the finalizer.
+The test fails if the operator used a permission deploy/ does not grant, or if deploy/ grants one that the
+operator never used. For the second, the operator's four kinds count as one: kopf and the handler runtime
+treat them alike, so the verbs the scenario's kinds needed are the verbs each of them needs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+import yaml
+
+from fixtures.azure_emulator import AzureEmulatorInfo
+from fixtures.kube_emulator import KubeEmulatorInfo
+
+from .conftest import ROOT, StartOperator, identity_manifest, operator_base_env, wait_ready
+from .operators import eventually
+
+pytestmark = pytest.mark.e2e
+
+Permission = tuple[str, str, str]
+"""(API group, resource or resource/subresource, verb)"""
+
+PEERING = "azure-identity-operator"
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "deploy" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+def granted(roles: Iterable[dict[str, Any]]) -> set[Permission]:
+    found: set[Permission] = set()
+    for role in roles:
+        for rule in role.get("rules") or ():
+            for group in rule.get("apiGroups") or ():
+                for resource in rule.get("resources") or ():
+                    for verb in rule.get("verbs") or ():
+                        found.add((group, resource, verb))
+    return found
+
+
+def audit_records(kube: KubeEmulatorInfo) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = json.loads(kube.kubectl("get", "--raw", "/debug/audit").stdout)["records"]
+    return records
+
+
+def used(records: Iterable[dict[str, Any]], *, namespaced: bool) -> set[Permission]:
+    """Permissions the operator's own requests needed (kubectl's, and discovery, need none of ours)."""
+    found: set[Permission] = set()
+    for record in records:
+        if record["userAgent"].startswith("kubectl") or not record["resource"]:
+            continue
+        if bool(record["namespace"]) != namespaced:
+            continue
+        resource = record["resource"] + (f"/{record['subresource']}" if record["subresource"] else "")
+        found.add((record["apiGroup"], resource, record["verb"]))
+    return found
+
+
+def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str) -> None:
+    """Every Kubernetes write the operator makes, each at least once."""
+    suffix = uuid.uuid4().hex[:6]
+    existing, created = f"ids-existing-{suffix}", f"ids-created-{suffix}"
+    kube.kubectl("create", "configmap", "-n", namespace, existing, "--from-literal=owner=someone-else")
+    exporting, deleted = f"exporting-{suffix}", f"deleted-{suffix}"
+    for name, config_map in ((exporting, existing), (deleted, created)):
+        manifest = json.loads(identity_manifest(name, namespace, resource_group))
+        manifest["spec"]["exportTo"] = {"configMap": {"name": config_map}}
+        kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    kube.kubectl("create", "serviceaccount", "-n", namespace, "workload")
+    credential = {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "FederatedIdentityCredential",
+        "metadata": {"name": f"workload-{suffix}", "namespace": namespace},
+        "spec": {
+            "identityRef": {"name": exporting},
+            "serviceAccountRef": {"name": "workload"},
+            "issuer": "https://oidc.cluster.example/issuer",
+        },
+    }
+    kube.kubectl("apply", "-f", "-", input=json.dumps(credential))
+    wait_ready(kube, namespace, exporting, deleted)
+    kube.kubectl(
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=30s",
+        "-n",
+        namespace,
+        f"fic/workload-{suffix}",
+        timeout=40,
+    )
+    for config_map in (existing, created):
+        data = json.loads(kube.kubectl("get", "configmap", "-n", namespace, config_map, "-o", "json").stdout)[
+            "data"
+        ]
+        assert data.get("clientId"), config_map
+    kube.kubectl("delete", "-n", namespace, "userassignedidentity", deleted, "--wait=false")
+    eventually(
+        lambda: (
+            kube.kubectl("get", "-n", namespace, "userassignedidentity", deleted, check=False).returncode != 0
+        ),
+        timeout=30,
+        what="the deleted identity to be gone",
+    )
+
+
+OUR_KINDS = (
+    "userassignedidentities",
+    "federatedidentitycredentials",
+    "roleassignments",
+    "systemassignedidentities",
+)
+
+
+def per_kind(permissions: set[Permission]) -> set[Permission]:
+    """The operator's own kinds folded into one: kopf and the handler runtime treat every kind alike, so the
+    verbs the scenario's kinds needed stand for the verbs any of them needs."""
+    folded: set[Permission] = set()
+    for group, resource, verb in permissions:
+        plural, _, subresource = resource.partition("/")
+        if group == "identityoperator.dev" and plural in OUR_KINDS:
+            resource = "<kind>" + (f"/{subresource}" if subresource else "")
+        folded.add((group, resource, verb))
+    return folded
+
+
+def compare(*, used_permissions: set[Permission], granted_permissions: set[Permission], where: str) -> None:
+    missing = used_permissions - granted_permissions
+    unused = per_kind(granted_permissions) - per_kind(used_permissions)
+    assert not missing, f"{where}: the operator used permissions deploy/ does not grant: {sorted(missing)}"
+    assert not unused, f"{where}: deploy/ grants permissions the operator never used: {sorted(unused)}"
+
+
+def test_namespaced_installation_grants_exactly_what_the_operator_uses(
+    start_operator: StartOperator,
+    azure_emulator: AzureEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
+    resource_group: str,
+    ops_namespace: str,
+) -> None:
+    objects = render("namespaced")
+    roles = [o for o in objects if o["kind"] == "Role"]
+    cluster_roles = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert roles
+    assert cluster_roles
+    ops_kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfPeering",
+                "metadata": {"name": PEERING, "namespace": ops_namespace},
+            }
+        ),
+    )
+    before = len(audit_records(ops_kube))
+    operator = start_operator(
+        "least-privilege-namespaced",
+        env=operator_base_env(azure_emulator, ops_kube),
+        args=["-n", ops_namespace, f"--peering={PEERING}"],
+    )
+    operator.wait_ready()
+    run_scenario(ops_kube, ops_namespace, resource_group)
+    operator.stop()
+    records = audit_records(ops_kube)[before:]
+    assert {
+        r["namespace"] for r in records if r["namespace"] and not r["userAgent"].startswith("kubectl")
+    } == {ops_namespace}
+    # Every watched namespace's Role is the same; one stands for all.
+    compare(
+        used_permissions=used(records, namespaced=True),
+        granted_permissions=granted(roles[:1]),
+        where="namespaced overlay, Role in each watched namespace",
+    )
+    compare(
+        used_permissions=used(records, namespaced=False),
+        granted_permissions=granted(cluster_roles),
+        where="namespaced overlay, ClusterRole",
+    )
+
+
+def test_cluster_wide_installation_grants_exactly_what_the_operator_uses(
+    start_operator: StartOperator,
+    azure_emulator: AzureEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
+    resource_group: str,
+    ops_namespace: str,
+) -> None:
+    objects = render("cluster-wide")
+    cluster_roles = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert cluster_roles
+    peering = f"{PEERING}-{uuid.uuid4().hex[:6]}"
+    ops_kube.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}}
+        ),
+    )
+    before = len(audit_records(ops_kube))
+    operator = start_operator(
+        "least-privilege-cluster-wide",
+        env=operator_base_env(azure_emulator, ops_kube),
+        args=["-A", f"--peering={peering}"],
+    )
+    operator.wait_ready()
+    run_scenario(ops_kube, ops_namespace, resource_group)
+    operator.stop()
+    records = audit_records(ops_kube)[before:]
+    # A ClusterRole grants in every namespace: the namespaced and cluster-scoped calls together.
+    compare(
+        used_permissions=used(records, namespaced=True) | used(records, namespaced=False),
+        granted_permissions=granted(cluster_roles),
+        where="cluster-wide overlay, ClusterRole",
+    )

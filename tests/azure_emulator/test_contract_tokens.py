@@ -6,6 +6,7 @@ operator uses (async DefaultAzureCredential with SSL_CERT_FILE; sync clients wit
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential
+from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
@@ -411,3 +413,25 @@ def test_operator_env_with_workload_identity(
         },
     )
     assert _run(_OPERATOR_SCRIPT, _clean_env(env), resource_group) == "workload"
+
+
+async def _async_managed_identity_oid(client_id: str | None) -> str:
+    async with AsyncManagedIdentityCredential(client_id=client_id) as credential:
+        token = await credential.get_token(ARM_SCOPE)
+    oid: str = _claims(token.token)["oid"]
+    return oid
+
+
+@pytest.mark.parametrize("endpoint", ["imds", "app-service"])
+def test_async_managed_identity_credential_from_environment(
+    azure_emulator: AzureEmulatorInfo, federated_identity: Any, monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    if endpoint == "imds":
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", azure_emulator.imds_endpoint)
+    else:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", azure_emulator.identity_endpoint)
+        monkeypatch.setenv("IDENTITY_HEADER", azure_emulator.identity_header)
+    oid = asyncio.run(_async_managed_identity_oid(federated_identity.client_id))
+    assert oid == federated_identity.principal_id

@@ -53,6 +53,76 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Top-level fields of the built-in kinds (besides apiVersion, kind, metadata). Their nested fields are not
+# checked: unknown top-level fields are pruned, or rejected under strict field validation.
+BUILTIN_FIELDS: dict[StorageKey, frozenset[str]] = {
+    ("", "configmaps"): frozenset({"data", "binaryData", "immutable"}),
+    ("", "secrets"): frozenset({"data", "stringData", "type", "immutable"}),
+    ("", "namespaces"): frozenset({"spec", "status"}),
+    ("", "serviceaccounts"): frozenset({"secrets", "imagePullSecrets", "automountServiceAccountToken"}),
+    ("", "events"): frozenset(
+        {
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        }
+    ),
+    ("events.k8s.io", "events"): frozenset(
+        {
+            "eventTime",
+            "series",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "regarding",
+            "related",
+            "note",
+            "type",
+            "deprecatedSource",
+            "deprecatedFirstTimestamp",
+            "deprecatedLastTimestamp",
+            "deprecatedCount",
+        }
+    ),
+    ("coordination.k8s.io", "leases"): frozenset({"spec"}),
+    ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"spec", "status"}),
+    ("rbac.authorization.k8s.io", "roles"): frozenset({"rules"}),
+    ("rbac.authorization.k8s.io", "clusterroles"): frozenset({"rules", "aggregationRule"}),
+    ("rbac.authorization.k8s.io", "rolebindings"): frozenset({"subjects", "roleRef"}),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): frozenset({"subjects", "roleRef"}),
+    ("apps", "deployments"): frozenset({"spec", "status"}),
+}
+
+
+def _prune_builtin(resource: ResourceType, candidate: JsonObject) -> list[str]:
+    known = BUILTIN_FIELDS.get(resource.storage_key)
+    unknown: list[str] = []
+    metadata = candidate.get("metadata") or {}
+    for key in list(metadata):
+        if key not in schema.OBJECT_META_FIELDS:
+            unknown.append(f"metadata.{key}")
+            del metadata[key]
+    if known is None:
+        return unknown
+    for key in list(candidate):
+        if key not in known and key not in ("apiVersion", "kind", "metadata"):
+            unknown.append(key)
+            del candidate[key]
+    return unknown
+
+
 def _normalise_time(text: str, *, micro: bool) -> str:
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -208,8 +278,12 @@ class Api:
         """Validate and store `candidate` (a private copy) as the new state of an object."""
         warnings: list[str] = []
         name = candidate["metadata"]["name"]
+        errors: list[FieldError] = []
         if resource.custom and resource.schema:
             unknown, errors = schema.process(candidate, resource.schema, old)
+        else:
+            unknown = _prune_builtin(resource, candidate)
+        if unknown or errors:
             if unknown and options.field_validation == "Strict":
                 joined = ", ".join(f'unknown field "{path}"' for path in unknown)
                 raise bad_request(

@@ -263,6 +263,24 @@ def group_version_document(registry: Registry, group: str, version: str) -> Json
     }
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (payloads here are short: one-byte lengths suffice)."""
+    assert len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+# An OpenAPI v2 document (gnostic protobuf, as kubectl downloads it) with no definitions: kubectl then
+# skips client-side schema checks of kinds it cannot find and reports unmapped kinds as "no matches for
+# kind", as against a real server before a CRD is installed. Validation itself happens server-side (v3).
+OPENAPI_V2_PROTOBUF = (
+    _field(1, b"2.0")
+    + _field(2, _field(1, b"Kubernetes") + _field(2, b"v1.32.0"))
+    + _field(8, b"")
+    + _field(9, b"")
+)
+OPENAPI_V2_CONTENT_TYPE = "application/octet-stream"  # what kube-openapi answers the protobuf Accept with
+
+
 def _path_key(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 

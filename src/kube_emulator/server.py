@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kube_emulator import protobuf, tables
+from kube_emulator import openapi, protobuf, tables
 from kube_emulator.audit import AuditLog, AuditRecord
 from kube_emulator.errors import ApiError, bad_request, method_not_allowed, not_found
 from kube_emulator.objects import Api, WriteOptions, WriteResult, present
@@ -198,6 +198,10 @@ class KubeApiServer:
     def _openapi(self, parts: list[str]) -> web.Response:
         if parts[1:] == ["v3"]:
             return _json(self.openapi.root())
+        if parts[1:] == ["v2"]:
+            return web.Response(
+                body=openapi.OPENAPI_V2_PROTOBUF, content_type=openapi.OPENAPI_V2_CONTENT_TYPE
+            )
         if len(parts) > 2 and parts[1] == "v3":
             document = self.openapi.document("/".join(parts[2:]))
             if document is not None:

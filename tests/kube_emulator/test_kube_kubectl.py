@@ -172,6 +172,10 @@ def test_server_side_validation_messages(
     kube_emulator.kubectl("apply", "-n", namespace, "-f", "-", input=widget("v", 3, color="blue"))
     immutable = apply(widget("v", 3, color="red"))
     assert 'The Widget "v" is invalid: spec: Invalid value: "object": color is immutable' in immutable
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}, "bogus": 1}
+    assert 'ConfigMap: strict decoding error: unknown field "bogus"' in apply(json.dumps(config_map))
+    uninstalled = {"apiVersion": "nowhere.dev/v1", "kind": "Ghost", "metadata": {"name": "g"}}
+    assert 'no matches for kind "Ghost" in version "nowhere.dev/v1"' in apply(json.dumps(uninstalled))
 
 
 def test_explain_reads_the_openapi_v3_schema(kube_emulator: KubeEmulatorInfo, widgets_crd: str) -> None:

@@ -154,6 +154,15 @@ def find_provider(namespace: str) -> ProviderInfo | None:
     return _PROVIDERS_BY_NAMESPACE.get(namespace.lower())
 
 
+def api_versions(namespace: str, type_name: str) -> tuple[str, ...]:
+    """The api-versions of a type the catalogue lists (a KeyError for one it does not)."""
+    provider = find_provider(namespace)
+    info = provider.resource_type(type_name) if provider is not None else None
+    if info is None:
+        raise KeyError(f"{namespace}/{type_name}")
+    return info.api_versions
+
+
 # --- Built-in roles -------------------------------------------------------------------------------------
 
 

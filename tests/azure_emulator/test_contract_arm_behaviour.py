@@ -65,6 +65,22 @@ def test_response_headers(azure_emulator: AzureEmulatorInfo, resource_group: str
         ),
         ("GET", "/subscriptions/{s}/somethingElse?api-version=2022-09-01", None, 404, "InvalidRequestUri"),
         ("POST", "/subscriptions/{s}/resourcegroups/{g}?api-version=2022-09-01", {}, 405, "MethodNotAllowed"),
+        ("DELETE", "/subscriptions/{s}/resourcegroups?api-version=2022-09-01", None, 405, "MethodNotAllowed"),
+        (
+            "PUT",
+            "/subscriptions/{s}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2024-11-30",
+            {},
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            "POST",
+            "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Authorization/roleAssignments"
+            "?api-version=2022-04-01",
+            {},
+            405,
+            "MethodNotAllowed",
+        ),
         (
             "PUT",
             "/subscriptions/{s}/resourcegroups/{g}?api-version=2022-09-01",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from azure_emulator import catalog
 from azure_emulator.arm import authorization, identities, paths, resources
-from azure_emulator.arm.http import Reply, Request, require_api_version
+from azure_emulator.arm.http import Reply, Request, method_not_allowed, require_api_version
 from azure_emulator.emulator import Emulator
 from azure_emulator.errors import ArmError, bad_request, not_found
 
@@ -27,26 +27,16 @@ def _verb(method: str) -> str:
     return _VERBS.get(method.upper(), "read")
 
 
+def _read_only(request: Request) -> None:
+    """Lists and provider metadata only answer GET (HEAD arrives here as GET)."""
+    if request.method != "GET":
+        raise method_not_allowed(request.method)
+
+
 def _no_route(request: Request) -> ArmError:
     return not_found(
         "InvalidRequestUri", f"The request uri '{request.path}' is not valid for method '{request.method}'."
     )
-
-
-def _authorization_versions(kind: str) -> tuple[str, ...]:
-    provider = catalog.find_provider("Microsoft.Authorization")
-    assert provider is not None
-    info = provider.resource_type(kind)
-    assert info is not None
-    return info.api_versions
-
-
-def _msi_versions() -> tuple[str, ...]:
-    provider = catalog.find_provider("Microsoft.ManagedIdentity")
-    assert provider is not None
-    info = provider.resource_type("userAssignedIdentities")
-    assert info is not None
-    return info.api_versions
 
 
 def handle(emulator: Emulator, request: Request) -> Reply:
@@ -66,7 +56,9 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
     segments = request.segments
     lowered = [s.lower() for s in segments]
     caller = request.caller_object_id
-    authorize: Callable[[str, str], None] = lambda action, scope: emulator.authorize(caller, action, scope)  # noqa: E731
+
+    def authorize(action: str, scope: str) -> None:
+        emulator.authorize(caller, action, scope)
 
     # Microsoft.Authorization is an extension provider: `{any scope}/providers/Microsoft.Authorization/...`.
     extension_at = next(
@@ -82,20 +74,29 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
         kind, rest = lowered[extension_at + 2], segments[extension_at + 3 :]
         if kind == "roleassignments" and len(rest) <= 1:
             require_api_version(
-                request, _authorization_versions("roleAssignments"), type_name="roleAssignments"
+                request,
+                catalog.api_versions("Microsoft.Authorization", "roleAssignments"),
+                type_name="roleAssignments",
             )
             authorize(f"Microsoft.Authorization/roleAssignments/{_verb(request.method)}", scope or "/")
             if not rest:
+                _read_only(request)
                 return authorization.list_role_assignments(emulator, request, scope)
             return authorization.role_assignment(emulator, request, scope, rest[0])
         if kind == "roledefinitions" and len(rest) <= 1:
             require_api_version(
-                request, _authorization_versions("roleDefinitions"), type_name="roleDefinitions"
+                request,
+                catalog.api_versions("Microsoft.Authorization", "roleDefinitions"),
+                type_name="roleDefinitions",
             )
             # Built-in role definitions are readable by every principal of the tenant, at any scope.
             return authorization.role_definitions(emulator, request, scope, rest[0] if rest else None)
         if kind == "permissions" and not rest:
-            require_api_version(request, _authorization_versions("permissions"), type_name="permissions")
+            require_api_version(
+                request,
+                catalog.api_versions("Microsoft.Authorization", "permissions"),
+                type_name="permissions",
+            )
             return authorization.permissions(emulator, request, scope)
         raise bad_request(
             "InvalidResourceType",
@@ -110,17 +111,23 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
         and len(lowered) > 4
     ):
         scope = "/" + "/".join(segments[:-4])
-        require_api_version(request, _msi_versions(), type_name="Microsoft.ManagedIdentity/identities")
+        require_api_version(
+            request,
+            catalog.api_versions("Microsoft.ManagedIdentity", "userAssignedIdentities"),
+            type_name="Microsoft.ManagedIdentity/identities",
+        )
         authorize("Microsoft.ManagedIdentity/identities/read", scope)
         return identities.system_assigned_identity(emulator, request, scope)
     if lowered[0] == "providers":
         if len(lowered) == 3 and lowered[2] == "operations":
+            _read_only(request)
             return resources.list_provider_operations(emulator, request, segments[1])
         raise _no_route(request)
     if lowered[0] != "subscriptions":
         raise _no_route(request)
     if len(lowered) == 1:
         require_api_version(request, catalog.RESOURCES_API_VERSIONS)
+        _read_only(request)
         return resources.list_subscriptions(emulator, request)
     subscription = segments[1]
     resources.require_subscription(emulator, subscription)
@@ -128,6 +135,7 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
     if len(lowered) == 2:
         require_api_version(request, catalog.RESOURCES_API_VERSIONS)
         authorize("Microsoft.Resources/subscriptions/read", subscription_scope)
+        _read_only(request)
         return resources.get_subscription(emulator, request)
 
     if lowered[2] == "providers":
@@ -137,6 +145,7 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
         if len(lowered) == 3:
             require_api_version(request, catalog.RESOURCES_API_VERSIONS)
             authorize("Microsoft.Resources/subscriptions/resourceGroups/read", subscription_scope)
+            _read_only(request)
             return resources.list_groups(emulator, request)
         group_scope = f"{subscription_scope}/resourceGroups/{segments[3]}"
         if len(lowered) == 4:
@@ -148,6 +157,7 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
         if len(lowered) == 5 and lowered[4] == "resources":
             require_api_version(request, catalog.RESOURCES_API_VERSIONS)
             authorize("Microsoft.Resources/subscriptions/resourceGroups/resources/read", group_scope)
+            _read_only(request)
             resources.require_group(emulator, subscription, segments[3])
             return resources.list_resources(emulator, request, None, group_scope)
         path = paths.parse_resource_path(segments)
@@ -164,11 +174,13 @@ def _subscription_providers(
     if len(lowered) == 3:
         require_api_version(request, catalog.RESOURCES_API_VERSIONS)
         authorize("Microsoft.Resources/subscriptions/providers/read", subscription_scope)
+        _read_only(request)
         return resources.list_providers(emulator, request)
     namespace = segments[3]
     if len(lowered) == 4:
         require_api_version(request, catalog.RESOURCES_API_VERSIONS)
         authorize("Microsoft.Resources/subscriptions/providers/read", subscription_scope)
+        _read_only(request)
         return resources.get_provider(emulator, request, namespace)
     if len(lowered) == 5 and lowered[4] == "register" and request.method == "POST":
         require_api_version(request, catalog.RESOURCES_API_VERSIONS)
@@ -179,6 +191,7 @@ def _subscription_providers(
         info = provider.resource_type("locations/operations")
         require_api_version(request, info.api_versions if info else (), type_name="locations/operations")
         authorize(f"{provider.namespace}/locations/operations/read", subscription_scope)
+        _read_only(request)
         return resources.operation_status(emulator, request, segments[7])
     if len(lowered) == 5:
         # A list of one type across the subscription.
@@ -186,6 +199,7 @@ def _subscription_providers(
         typed = resources.resolve_type(path, request.api_version)
         require_api_version(request, typed.info.api_versions, type_name=typed.full_type)
         authorize(f"{typed.full_type}/read", subscription_scope)
+        _read_only(request)
         if typed.full_type == identities.IDENTITY_TYPE:
             return identities.list_identities(emulator, request, subscription_scope, None)
         return resources.list_resources(emulator, request, typed, subscription_scope)
@@ -208,6 +222,7 @@ def _resource(
         parent = path.parent()
         scope = parent.resource_id() if parent is not None else path.resource_group_id
         authorize(f"{typed.full_type}/read", scope)
+        _read_only(request)
         if typed.full_type == identities.IDENTITY_TYPE:
             return identities.list_identities(emulator, request, path.resource_group_id, path.resource_group)
         if typed.full_type == identities.FIC_TYPE:

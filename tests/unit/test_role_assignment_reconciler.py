@@ -347,6 +347,7 @@ def test_a_missing_scope_needs_the_user() -> None:
     assert not result.ready
     assert result.retry_after is None
     assert result.reason == reasons.RESOURCE_GROUP_NOT_FOUND
+    assert "create it, or fix spec.scope" in result.message
 
 
 def test_invalid_specs_say_which_field_to_fix() -> None:

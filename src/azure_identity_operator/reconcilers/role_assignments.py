@@ -180,7 +180,7 @@ async def _resolve_role(
         try:
             definition = await roles.by_name(scope_text, scope.subscription_id, spec.role)
         except errors.ArmError as error:
-            raise _NeedsAttention(errors.outcome_for(error, action=action)) from None
+            raise _NeedsAttention(_assignment_failed(error, action=action, scope=scope_text)) from None
         if definition is None:
             raise _NeedsAttention(
                 outcome.not_ready(
@@ -390,7 +390,7 @@ async def _reconcile(
 
 
 def _assignment_failed(error: errors.ArmError, *, action: str, scope: str) -> outcome.Outcome:
-    """The outcome of a failed assignment write, with the fix spelled out where the table's is generic."""
+    """The outcome of a failed call about `scope`, with the fix spelled out where the table's is generic."""
     failed = errors.outcome_for(error, action=action)
     if error.status == 404:
         return dataclasses.replace(
@@ -400,8 +400,8 @@ def _assignment_failed(error: errors.ArmError, *, action: str, scope: str) -> ou
     if failed.reason == reasons.AUTHORIZATION_FAILED:
         return dataclasses.replace(
             failed,
-            message=f"{failed.message}. Grant the operator's identity a role that may write role assignments "
-            "(User Access Administrator or Owner) at the scope",
+            message=f"{failed.message}. Grant the operator's identity User Access Administrator (or Owner) "
+            "at the scope",
         )
     return failed
 

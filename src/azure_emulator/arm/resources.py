@@ -185,12 +185,7 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
             raise resource_group_not_found(name)
         return Reply(200, _render_group(existing))
     if request.method == "PUT":
-        if not _RESOURCE_GROUP_NAME.match(name) or name.endswith("."):
-            raise bad_request(
-                "InvalidResourceGroup",
-                f"The provided resource group name '{name}' has these invalid characters: "
-                "'{invalid characters}'. The name can only be a letter, digit, '-', '.', '(', ')' or '_'.",
-            )
+        _check_group_name(name)
         body = request.json_object()
         location = required_location(body)
         if existing is not None and location_slug(existing.location) != location_slug(location):
@@ -228,6 +223,17 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
         # Azure answers 202 and deletes in the background; here deletion is done, so the final 200.
         return Reply(200)
     raise method_not_allowed(request.method)
+
+
+def _check_group_name(name: str) -> None:
+    if _RESOURCE_GROUP_NAME.match(name) and not name.endswith("."):
+        return
+    invalid = "".join(sorted({c for c in name if not (c.isalnum() or c in "-_.()")})) or "."
+    raise bad_request(
+        "InvalidResourceGroup",
+        f"The provided resource group name '{name}' has these invalid characters: '{invalid}'. The name can "
+        "only be a letter, digit, '-', '.', '(', ')' or '_', at most 90 characters, and cannot end in '.'.",
+    )
 
 
 def _delete_group_contents(emulator: Emulator, group: state.ResourceGroup) -> None:

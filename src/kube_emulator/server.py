@@ -115,6 +115,7 @@ class KubeApiServer:
 
     async def stop_watches(self) -> None:
         self._stopping.set()
+        self.store.close_watchers()
 
     # Middleware: errors and audit --------------------------------------------------------------------
 
@@ -178,6 +179,14 @@ class KubeApiServer:
             return _json(self.issuer.openid_configuration())
         if head == "openid" and parts[1:] == ["v1", "jwks"] and self.issuer:
             return _json(self.issuer.jwks())
+        if head == "debug" and parts[1:] == ["stats"]:
+            return _json(
+                {
+                    "resourceVersion": self.store.resource_version,
+                    "objects": self.store.object_count(),
+                    "watchers": self.store.watcher_count(),
+                }
+            )
         if head == "debug" and parts[1:] == ["audit"]:
             return _json({"records": [record.as_json() for record in self.audit.records]})
         if head == "api":
@@ -538,11 +547,12 @@ class KubeApiServer:
                 await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
             deadline = time.monotonic() + timeout
             next_bookmark = time.monotonic() + self.settings.bookmark_interval
-            while not self._stopping.is_set():
+            ended = False
+            while not ended and not self._stopping.is_set():
                 now = time.monotonic()
-                if now >= deadline:
-                    break
-                wait = min(deadline, next_bookmark if bookmarks else deadline) - now
+                if now >= deadline or request.transport is None or request.transport.is_closing():
+                    break  # timed out, or the client went away (checked at least every second)
+                wait = min(deadline, next_bookmark if bookmarks else deadline, now + 1.0) - now
                 try:
                     if watcher.queue.empty():
                         async with asyncio.timeout(max(wait, 0.001)):
@@ -560,6 +570,7 @@ class KubeApiServer:
                 while not watcher.queue.empty():  # drain what is ready: one write for a burst
                     queued = watcher.queue.get_nowait()
                     if queued is None:
+                        ended = True
                         break
                     chunk.append(encode(*queued))
                 await response.write(b"".join(chunk))

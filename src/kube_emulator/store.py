@@ -169,6 +169,15 @@ class Store:
         if collection is not None:
             collection.watchers.discard(watcher)
 
+    def close_watchers(self) -> None:
+        """End every open watch (the server is stopping)."""
+        for collection in self._collections.values():
+            for watcher in collection.watchers:
+                watcher.queue.put_nowait(None)
+
+    def object_count(self) -> int:
+        return sum(len(c.objects) for c in self._collections.values())
+
     def watcher_count(self) -> int:
         return sum(len(c.watchers) for c in self._collections.values())
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -53,10 +54,10 @@ def http(
         return error.code, json.loads(error.read() or b"null")
 
 
-def watch_events(info: KubeEmulatorInfo, path: str) -> list[dict[str, Any]]:
-    """Every event of a watch that ends by its own timeoutSeconds."""
+def watch_events(info: KubeEmulatorInfo, path: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` events of a watch (then the client hangs up)."""
     with urllib.request.urlopen(info.server + path, timeout=15) as response:
-        return [json.loads(line) for line in response.read().splitlines() if line.strip()]
+        return [json.loads(response.readline()) for _ in range(count)]
 
 
 def new_widget(
@@ -257,15 +258,19 @@ def test_watch_resumes_from_a_resource_version_with_full_objects(
     core.patch_namespaced_config_map("w", namespace, {"data": {"a": "2"}})
     core.patch_namespaced_config_map("w", namespace, {"metadata": {"labels": {"watched": "no"}}})
     core.delete_namespaced_config_map("w", namespace)
-    base = f"/api/v1/namespaces/{namespace}/configmaps?watch=1&timeoutSeconds=1&resourceVersion={start}"
-    events = watch_events(kube_emulator, base)
+    base = f"/api/v1/namespaces/{namespace}/configmaps?watch=1&resourceVersion={start}"
+    events = watch_events(kube_emulator, base, 4)
     assert [event["type"] for event in events] == ["ADDED", "MODIFIED", "MODIFIED", "DELETED"]
     assert events[1]["object"]["data"] == {"a": "2"}
     assert events[1]["object"]["kind"] == "ConfigMap"
-    selected = watch_events(kube_emulator, base + "&labelSelector=watched%3Dyes")
-    assert [event["type"] for event in selected] == ["ADDED", "MODIFIED", "DELETED"], (
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "later", "labels": {"watched": "yes"}}}
+    )
+    selected = watch_events(kube_emulator, base + "&labelSelector=watched%3Dyes", 4)
+    assert [event["type"] for event in selected] == ["ADDED", "MODIFIED", "DELETED", "ADDED"], (
         "leaving the selection is a DELETED"
     )
+    assert selected[3]["object"]["metadata"]["name"] == "later"
 
 
 def test_watch_without_resource_version_starts_with_current_objects_and_sends_bookmarks(
@@ -273,14 +278,12 @@ def test_watch_without_resource_version_starts_with_current_objects_and_sends_bo
 ) -> None:
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "present"}})
     events = watch_events(
-        kube_emulator,
-        f"/api/v1/namespaces/{namespace}/configmaps?watch=true&allowWatchBookmarks=true&timeoutSeconds=2",
+        kube_emulator, f"/api/v1/namespaces/{namespace}/configmaps?watch=true&allowWatchBookmarks=true", 2
     )
     assert events[0]["type"] == "ADDED"
     assert events[0]["object"]["metadata"]["name"] == "present"
-    bookmarks = [event for event in events if event["type"] == "BOOKMARK"]
-    assert bookmarks
-    assert set(bookmarks[0]["object"]["metadata"]) == {"resourceVersion"}
+    assert events[1]["type"] == "BOOKMARK", "the session's server sends a bookmark every second"
+    assert set(events[1]["object"]["metadata"]) == {"resourceVersion"}
 
 
 def test_field_selectors_find_events_of_an_object(
@@ -420,3 +423,37 @@ def test_dependents_are_garbage_collected_unless_orphaned(
         )
     remaining = [item.metadata.name for item in core.list_namespaced_config_map(namespace).items]
     assert remaining == ["orphaner-data"]
+
+
+def test_watch_with_initial_events_and_end_of_watch_when_the_client_leaves(
+    kube_emulator: KubeEmulatorInfo, core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "initial"}})
+    path = (
+        f"/api/v1/namespaces/{namespace}/configmaps?watch=1&sendInitialEvents=true"
+        "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"
+    )
+    _, before = http(kube_emulator, "GET", "/debug/stats")
+    response = urllib.request.urlopen(kube_emulator.server + path, timeout=10)
+    first = json.loads(response.readline())
+    marker = json.loads(response.readline())
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "initial")
+    assert marker["type"] == "BOOKMARK"
+    assert marker["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    _, during = http(kube_emulator, "GET", "/debug/stats")
+    assert during["watchers"] == before["watchers"] + 1
+    response.close()
+    deadline = time.monotonic() + 5
+    while http(kube_emulator, "GET", "/debug/stats")[1]["watchers"] > before["watchers"]:
+        assert time.monotonic() < deadline, "the server keeps a watch whose client left"
+        time.sleep(0.1)
+
+
+def test_watch_ends_at_its_timeout(kube_emulator: KubeEmulatorInfo, namespace: str) -> None:
+    started = time.monotonic()
+    with urllib.request.urlopen(
+        f"{kube_emulator.server}/api/v1/namespaces/{namespace}/configmaps?watch=1&timeoutSeconds=1",
+        timeout=15,
+    ) as response:
+        assert response.read() == b""
+    assert 0.9 < time.monotonic() - started < 5

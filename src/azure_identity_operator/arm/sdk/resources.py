@@ -136,7 +136,8 @@ class SdkResourcePort:
         self._session = session
         self._locks = IdentityLocks()
         self._providers: dict[tuple[str, str], tuple[float, Mapping[str, Any]]] = {}
-        self._provider_lock = asyncio.Lock()
+        # One look-up per provider at a time (others wait for its answer); providers never wait on each other.
+        self._provider_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ignored_identity_types: set[str] = set()
 
     def identity_lock(self, resource_id: str) -> asyncio.Lock:
@@ -147,7 +148,7 @@ class SdkResourcePort:
 
     async def _provider(self, subscription_id: str, namespace: str) -> Mapping[str, Any]:
         key = (subscription_id.lower(), namespace.lower())
-        async with self._provider_lock:
+        async with self._provider_locks.setdefault(key, asyncio.Lock()):
             cached = self._providers.get(key)
             if cached is not None and time.monotonic() - cached[0] < PROVIDER_CACHE_SECONDS:
                 return cached[1]

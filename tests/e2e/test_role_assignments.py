@@ -160,9 +160,10 @@ def test_identity_and_assignment_applied_together_become_ready_and_follow_a_recr
     apply(
         kube_emulator,
         namespace,
-        identity("app", resource_group)
+        # The assignment comes first: it must wait for an identity that does not exist yet.
+        role_assignment("app-reader", scope, principal=identity_principal("app"))
         + "---\n"
-        + role_assignment("app-reader", scope, principal=identity_principal("app")),
+        + identity("app", resource_group),
     )
     body = wait_ready(kube_emulator, namespace, "roleassignment/app-reader", timeout=30)
     uai = wait_ready(kube_emulator, namespace, "uai/app")

@@ -64,6 +64,7 @@ class OperatorProcess:
         self.args = ["--metrics-port=0", "--metrics-address=127.0.0.1", *args]
         self.log_file = log_dir / f"operator-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._terminated = False
 
     @staticmethod
     def base_environment(overrides: Mapping[str, str]) -> dict[str, str]:
@@ -88,13 +89,14 @@ class OperatorProcess:
             self.process.wait(timeout=10)
 
     def terminate(self) -> None:
-        """SIGTERM without waiting: kopf leaves the peering object and exits on its own."""
-        if self.process is not None and self.process.poll() is None:
+        """SIGTERM (once) without waiting: kopf leaves the peering object and exits on its own."""
+        if self.process is not None and self.process.poll() is None and not self._terminated:
+            self._terminated = True
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:

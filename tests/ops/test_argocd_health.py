@@ -1,6 +1,6 @@
 """The Argo CD health check's logic on status objects of every shape the operator writes.
 
-Objects captured from a real operator run are checked in test_e2e_health.py; this covers each branch:
+Objects captured from a real operator run are checked in test_e2e_observability.py; this covers each branch:
 no status yet, an unobserved generation, deletion (and a blocked one), Ready=True, and Ready=False for
 every reason the operator reports, each classified as progressing on its own or needing a person.
 """
@@ -14,6 +14,7 @@ import pytest
 from azure_identity_operator.status import reasons
 
 from .argocd import ArgoHealthCheck
+from .flux import FluxHealthCheck
 
 # Ready=False reasons that heal without anyone acting; every other reason is Degraded.
 TRANSIENT = {
@@ -127,3 +128,18 @@ def test_deletion_is_progressing_unless_blocked(health: ArgoHealthCheck) -> None
         resource(deleting=True, status=ready("False", reasons.DELETION_BLOCKED, message="locked"))
     )
     assert (blocked.status, blocked.message) == ("Degraded", "locked")
+
+
+ARGO_TO_FLUX = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Failed"}
+
+
+@pytest.mark.parametrize("reason", sorted(ALL_REASONS))
+def test_the_documented_flux_expressions_agree_with_the_argo_cd_check(
+    health: ArgoHealthCheck, reason: str
+) -> None:
+    flux = FluxHealthCheck()
+    for condition_status in ("True", "False", "Unknown"):
+        obj = resource(status=ready(condition_status, reason))
+        assert flux(obj) == ARGO_TO_FLUX[health(obj).status], (condition_status, reason)
+    stale = resource(generation=2, status=ready("True", reason, generation=1))
+    assert flux(stale) == "InProgress"

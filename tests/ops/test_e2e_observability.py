@@ -4,9 +4,9 @@ One operator (client secret, debug logging, JSON logs) reconciles identities in 
 that becomes Ready, one whose first write Azure throttles, and one in a resource group that does not exist.
 Covers: `/readyz`; `/metrics` with reconciles by kind and result, ARM requests by operation and status
 code, throttling waits and objects by Ready state; JSON log lines naming the object and the ARM request
-ID; no secret or token anywhere in the log; and the Argo CD health check (docs/argocd-health.lua) on the
-objects exactly as the operator left them, before it ever saw them, and after a spec change it has not
-seen yet.
+ID; no secret or token anywhere in the log; and the Argo CD health check (docs/argocd-health.lua) and the
+Flux health check expressions (docs/monitoring.md) on the objects exactly as the operator left them, before
+it ever saw them, and after a spec change it has not seen yet.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .conftest import (
     ready_condition,
     wait_ready,
 )
+from .flux import FluxHealthCheck
 from .operators import eventually
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +46,7 @@ def test_metrics_logs_and_health_of_a_real_run(
     ops_namespace: str,
 ) -> None:
     argo = ArgoHealthCheck()
+    flux = FluxHealthCheck()
     ready_name = declare_identity(ops_kube, ops_namespace, resource_group)
     unseen = get_object(ops_kube, ops_namespace, ready_name)
     assert argo(unseen).status == "Progressing"
@@ -136,6 +138,11 @@ def test_metrics_logs_and_health_of_a_real_run(
     degraded = argo(failing)
     assert degraded.status == "Degraded"
     assert degraded.message.startswith("ResourceGroupNotFound: ")
+    # Flux's view through the documented health check expressions.
+    assert flux(get_object(ops_kube, ops_namespace, ready_name)) == "Current"
+    assert flux(get_object(ops_kube, ops_namespace, throttled_name)) == "Current"
+    assert flux(failing) == "Failed"
+    assert flux(unseen) == "InProgress"
 
     # A spec change the operator has not reconciled yet is Progressing, whatever Ready said before.
     operator.stop()
@@ -152,3 +159,4 @@ def test_metrics_logs_and_health_of_a_real_run(
     changed = get_object(ops_kube, ops_namespace, ready_name)
     assert changed["metadata"]["generation"] > changed["status"]["observedGeneration"]
     assert argo(changed).status == "Progressing"
+    assert flux(changed) == "InProgress"

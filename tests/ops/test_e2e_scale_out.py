@@ -42,6 +42,13 @@ def create_peering(kube: KubeEmulatorInfo, namespace: str) -> None:
     )
 
 
+def peers(kube: KubeEmulatorInfo, namespace: str) -> dict[str, Any]:
+    """The operators alive in the namespace's peering object, by kopf's identity of each."""
+    peering = json.loads(kube.kubectl("get", "-n", namespace, "kopfpeering", PEERING, "-o", "json").stdout)
+    found: dict[str, Any] = peering.get("status") or {}
+    return found
+
+
 def reconciles(operator: OperatorProcess) -> float:
     return operator.metric(RECONCILES, {"kind": "UserAssignedIdentity"})
 
@@ -56,15 +63,16 @@ def test_replicas_of_one_peering_take_turns(
     create_peering(ops_kube, ops_namespace)
     env = operator_base_env(azure_emulator, ops_kube)
     common = ["-n", ops_namespace, f"--peering={PEERING}", f"--peering-lifetime={PEERING_LIFETIME_SECONDS}"]
+    # The standby starts once the active replica is in the peering object: kopf starts paused and resumes
+    # only on a peering state without a live peer of higher priority, so from its first look on it stands by.
     active = start_operator("active", env=env, args=[*common, "--priority=200"])
-    standby = start_operator("standby", env=env, args=[*common, "--priority=100"])
     active.wait_ready()
-    standby.wait_ready()
     eventually(
-        lambda: "Pausing operations in favour of" in standby.log_text(),
-        timeout=20,
-        what="the standby to see the active replica and pause",
+        lambda: len(peers(ops_kube, ops_namespace)) == 1, timeout=20, what="the active replica's entry"
     )
+    standby = start_operator("standby", env=env, args=[*common, "--priority=100"])
+    standby.wait_ready()
+    eventually(lambda: len(peers(ops_kube, ops_namespace)) == 2, timeout=20, what="the standby's entry")
 
     first = [declare_identity(ops_kube, ops_namespace, resource_group) for _ in range(2)]
     wait_ready(ops_kube, ops_namespace, *first)

@@ -63,8 +63,13 @@ class ArmRequestObserver(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
         retry_after = _retry_after_seconds(http_response.headers)
         if http_response.status_code == 429:
             self._metrics.record_throttle(operation=operation, wait_seconds=retry_after or 0.0)
+        # Failures are worth a line without --verbose; a 404 answering a read is how the operator learns
+        # that something does not exist yet, so it is not one.
+        failed = http_response.status_code >= 400 and not (
+            http_response.status_code == 404 and http_request.method == "GET"
+        )
         logger.log(
-            logging.DEBUG if http_response.status_code < 400 else logging.INFO,
+            logging.INFO if failed else logging.DEBUG,
             "ARM %s %s -> %s",
             http_request.method,
             http_request.url.split("?", 1)[0],

@@ -3,11 +3,16 @@
 kopf patches the object a handler runs for; anything else (waking dependants, exporting IDs to a
 ConfigMap, annotating a ServiceAccount) goes through the official `kubernetes` client, whose calls block,
 so each runs in a worker thread and never on kopf's event loop.
+
+The client's API classes are huge modules that take seconds to import; they load in a background thread
+from start-up on, so the operator's start is not delayed and the first write waits (in its worker thread)
+only for whatever is still loading.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +25,28 @@ from azure_identity_operator.api import constants
 class KubeWriter:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self._api_client = api_client
-        self._custom = kubernetes.client.CustomObjectsApi(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._apis: dict[str, Any] = {}
+        self._loaded = threading.Event()
+        threading.Thread(target=self._load_apis, name="kubernetes-client-import", daemon=True).start()
+
+    def _load_apis(self) -> None:
+        try:
+            self._apis["custom"] = kubernetes.client.CustomObjectsApi(self._api_client)
+            self._apis["core"] = kubernetes.client.CoreV1Api(self._api_client)
+        finally:
+            self._loaded.set()
+
+    def _api(self, name: str) -> Any:
+        """The API object, once loaded (blocks: call it from a worker thread)."""
+        self._loaded.wait()
+        if name not in self._apis:
+            # The background import failed: importing again here raises its error where it is used.
+            factory = kubernetes.client.CustomObjectsApi if name == "custom" else kubernetes.client.CoreV1Api
+            self._apis[name] = factory(self._api_client)
+        return self._apis[name]
+
+    async def _call(self, api: str, method: str, *args: Any) -> Any:
+        return await asyncio.to_thread(lambda: getattr(self._api(api), method)(*args))
 
     @classmethod
     def from_environment(cls) -> KubeWriter:
@@ -39,8 +64,9 @@ class KubeWriter:
         """Merge-patch annotations of one of our objects; `False` if it is gone (nothing to wake)."""
         body = {"metadata": {"annotations": dict(annotations)}}
         try:
-            await asyncio.to_thread(
-                self._custom.patch_namespaced_custom_object,
+            await self._call(
+                "custom",
+                "patch_namespaced_custom_object",
                 constants.GROUP,
                 constants.VERSION,
                 namespace,
@@ -56,7 +82,7 @@ class KubeWriter:
 
     async def read_config_map(self, *, namespace: str, name: str) -> Any | None:
         try:
-            return await asyncio.to_thread(self._core.read_namespaced_config_map, name, namespace)
+            return await self._call("core", "read_namespaced_config_map", name, namespace)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -77,7 +103,7 @@ class KubeWriter:
                 metadata["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
             body: Any = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
             try:
-                await asyncio.to_thread(self._core.create_namespaced_config_map, namespace, body)
+                await self._call("core", "create_namespaced_config_map", namespace, body)
                 return True
             except ApiException as error:
                 if error.status != 409:
@@ -87,13 +113,14 @@ class KubeWriter:
         changed = {key: value for key, value in data.items() if current.get(key) != value}
         if not changed:
             return False
-        await asyncio.to_thread(self._core.patch_namespaced_config_map, name, namespace, {"data": changed})
+        await self._call("core", "patch_namespaced_config_map", name, namespace, {"data": changed})
         return True
 
     @property
     def core(self) -> kubernetes.client.CoreV1Api:
-        """The core API, for writes that must run through `asyncio.to_thread`."""
-        return self._core
+        """The core API, for writes that must run through `asyncio.to_thread` (blocks until loaded)."""
+        core: kubernetes.client.CoreV1Api = self._api("core")
+        return core
 
     def close(self) -> None:
         self._api_client.close()

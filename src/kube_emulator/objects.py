@@ -501,15 +501,6 @@ class Api:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
         self._check_identity(resource, body, namespace)
-        old = self.store.get(resource.storage_key, (namespace if resource.namespaced else "", name))
-        if old is None and not subresource and resource.custom:
-            # PUT creates missing custom resources, as kube-apiserver allows for them
-            return self.create(
-                resource,
-                namespace,
-                {**body, "metadata": {**(body.get("metadata") or {}), "name": name}},
-                options,
-            )
         old = self._current(resource, namespace, name)
         requested_version = (body.get("metadata") or {}).get("resourceVersion")
         if requested_version and requested_version != old["metadata"]["resourceVersion"]:

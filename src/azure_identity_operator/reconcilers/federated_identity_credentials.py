@@ -97,13 +97,6 @@ async def reconcile(
         )
 
     where = f"federated credential {desired.name!r} of identity {ref.name!r}"
-    observed = {
-        "id": None,
-        "identityId": ref.id,
-        "azureName": desired.name,
-        "issuer": desired.issuer,
-        "subject": desired.subject,
-    }
     try:
         current = await port.get_federated_credential(ref, desired.name)
         if current is None or not _matches(current, desired):
@@ -128,10 +121,15 @@ async def reconcile(
             )
         return _explained(error, action=f"writing {where}")
 
-    observed["id"] = current.id or f"{ref.id}/federatedIdentityCredentials/{desired.name}"
     return outcome.succeeded(
         f"identity {ref.name!r} trusts subject {desired.subject!r} from issuer {desired.issuer!r}",
-        observed=observed,
+        observed={
+            "id": current.id or f"{ref.id}/federatedIdentityCredentials/{desired.name}",
+            "identityId": ref.id,
+            "azureName": desired.name,
+            "issuer": desired.issuer,
+            "subject": desired.subject,
+        },
     )
 
 

@@ -434,6 +434,8 @@ def validate_rules(
 def _check_rule(rule: Mapping[str, Any], value: Any, old: Any, path: str, errors: list[FieldError]) -> None:
     text = rule.get("rule", "")
     compiled = cel.compile_rule(text)
+    if not compiled.uses_old_self and old is not _MISSING and old == value:
+        return  # validation ratcheting: a value stored before is not judged again by the same rule
     variables: dict[str, Any] = {"self": value}
     if compiled.uses_old_self:
         if old is _MISSING:
@@ -479,6 +481,34 @@ def _check_rule(rule: Mapping[str, Any], value: Any, old: Any, path: str, errors
         errors.append(FieldError(field_path, reason, f"{prefix}: {message}"))
 
 
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+
+
+def _resolve(obj: Any, path: str) -> Any:
+    current = obj
+    for name, bracket in _PATH_TOKEN.findall(path):
+        key: Any = name or bracket
+        if isinstance(current, list):
+            if not str(key).isdigit() or int(key) >= len(current):
+                return _MISSING
+            current = current[int(key)]
+        elif isinstance(current, dict) and key in current:
+            current = current[key]
+        else:
+            return _MISSING
+    return current
+
+
+def _unchanged_at(new: Any, old: Any, error: FieldError) -> bool:
+    """Validation ratcheting (kube-apiserver 1.32 default): errors in values that did not change on an
+    update are let through, so objects stored under an older schema stay writable."""
+    path = error.field
+    if error.reason == "FieldValueRequired":
+        path = path.rpartition(".")[0]
+    before = _resolve(old, path)
+    return before is not _MISSING and before == _resolve(new, path)
+
+
 def process(
     obj: dict[str, Any], schema: Mapping[str, Any] | None, old: dict[str, Any] | None
 ) -> tuple[list[str], list[FieldError]]:
@@ -490,6 +520,8 @@ def process(
     validator = Validator()
     validator.validate({k: v for k, v in obj.items() if k != "metadata"}, schema, "")
     errors = validator.errors
+    if old is not None:
+        errors = [error for error in errors if not _unchanged_at(obj, old, error)]
     if not errors:
         validate_rules(obj, old if old is not None else _MISSING, schema, "", errors)
     return unknown, errors

@@ -143,3 +143,16 @@ def test_transition_rules_see_old_self_only_on_update() -> None:
     assert 'spec: Invalid value: "object": location cannot be unset' in messages(unset, old)
     unchanged = copy.deepcopy(old)
     assert messages(unchanged, old) == []
+
+
+def test_updates_ratchet_values_that_were_stored_before() -> None:
+    old = resource(
+        name="legacy", principalName="p", replicas=9, scope="/tenants/t"
+    )  # stored under laxer rules
+    updated = copy.deepcopy(old)
+    updated["spec"]["location"] = "eastus"
+    assert messages(updated, old) == []
+    updated["spec"]["replicas"] = 8
+    assert messages(updated, old) == [
+        "spec.replicas: Invalid value: 8: spec.replicas in body should be less than or equal to 5"
+    ]

@@ -398,10 +398,8 @@ def test_audit_log_records_verbs_resources_and_user_agents(
         ("patch", "audited", 200),
     ]
     assert mine[0]["userAgent"].startswith("OpenAPI-Generator")
-    on_disk = (kube_emulator.kubeconfig.parent / "audit.jsonl").read_text().splitlines()
-    assert any(
-        json.loads(line)["name"] == "audited" and json.loads(line)["verb"] == "patch" for line in on_disk
-    )
+    on_disk = kube_emulator.audit_records()
+    assert any(record["name"] == "audited" and record["verb"] == "patch" for record in on_disk)
 
 
 def test_dependents_are_garbage_collected_unless_orphaned(

@@ -20,7 +20,7 @@ import kopf
 
 from azure_identity_operator import __name__ as package_name
 from azure_identity_operator import app, config
-from azure_identity_operator.handlers import runtime
+from azure_identity_operator.handlers import peering, runtime
 from azure_identity_operator.observability import health, metrics
 from azure_identity_operator.observability import logging as operator_logging
 
@@ -62,7 +62,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         metavar="N",
         help="peering priority: the live replica with the highest one works, the others stand by "
-        "(default: random, so replicas never tie)",
+        "(default: below every live replica, so a starting one waits for the active one to leave)",
     )
     parser.add_argument(
         "--peering-lifetime",
@@ -86,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     operator = app.build(settings, peering_name=args.peering)
     runtime.track_ready_states(operator.registry)
     if args.peering:
-        priority = args.priority if args.priority is not None else random.randint(*PEERING_PRIORITY_RANGE)
-        operator.settings.peering.priority = priority
+        if args.priority is not None:
+            operator.settings.peering.priority = args.priority
+        else:
+            operator.settings.peering.priority = random.randint(*PEERING_PRIORITY_RANGE)
+            peering.rank_below_live_peers(operator.registry, operator.settings, namespaces=namespaces)
         if args.peering_lifetime is not None:
             operator.settings.peering.lifetime = args.peering_lifetime
     asyncio.run(serve(args, operator, namespaces=namespaces))

@@ -1,10 +1,10 @@
 """High availability and scale-out, with real operator processes.
 
-Covers: two replicas of one peering (kopf peering through a KopfPeering object): the one with the higher
-priority reconciles, the other stands by and reconciles nothing; killed without warning, the active one is
-replaced by the standby once its peering entry expires. And two operators with disjoint namespace sets
-(the namespaced installation shape, a KopfPeering per namespace): each reconciles only its own namespace,
-as its structured log and the objects' status show.
+Covers: two replicas of one peering (kopf peering through a KopfPeering object): the second to start ranks
+itself below the first and stands by, reconciling nothing while the first works; killed without warning,
+the active one is replaced by the standby once its peering entry expires. And two operators with disjoint
+namespace sets (the namespaced installation shape, a KopfPeering per namespace): each reconciles only its
+own namespace, as its structured log and the objects' status show.
 """
 
 from __future__ import annotations
@@ -63,16 +63,25 @@ def test_replicas_of_one_peering_take_turns(
     create_peering(ops_kube, ops_namespace)
     env = operator_base_env(azure_emulator, ops_kube)
     common = ["-n", ops_namespace, f"--peering={PEERING}", f"--peering-lifetime={PEERING_LIFETIME_SECONDS}"]
-    # The standby starts once the active replica is in the peering object: kopf starts paused and resumes
-    # only on a peering state without a live peer of higher priority, so from its first look on it stands by.
-    active = start_operator("active", env=env, args=[*common, "--priority=200"])
+    # No --priority: a replica that starts while another is alive ranks itself below it, and kopf (which
+    # starts paused and resumes only without a live peer of higher priority) keeps it standing by.
+    active = start_operator("active", env=env, args=common)
     active.wait_ready()
     eventually(
         lambda: len(peers(ops_kube, ops_namespace)) == 1, timeout=20, what="the active replica's entry"
     )
-    standby = start_operator("standby", env=env, args=[*common, "--priority=100"])
+    (active_entry,) = peers(ops_kube, ops_namespace).values()
+    standby = start_operator("standby", env=env, args=common)
     standby.wait_ready()
-    eventually(lambda: len(peers(ops_kube, ops_namespace)) == 2, timeout=20, what="the standby's entry")
+
+    def both_entries() -> dict[str, Any] | None:
+        found = peers(ops_kube, ops_namespace)
+        return found if len(found) == 2 else None
+
+    entries = eventually(both_entries, timeout=20, what="the standby's entry")
+    assert sorted(entry["priority"] for entry in entries.values())[1] == active_entry["priority"]
+    assert "live peer(s)" in standby.log_text(), "the standby ranked itself below the active replica"
+    assert "live peer(s)" not in active.log_text()
 
     first = [declare_identity(ops_kube, ops_namespace, resource_group) for _ in range(2)]
     wait_ready(ops_kube, ops_namespace, *first)

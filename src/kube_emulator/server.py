@@ -82,6 +82,17 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
+def _number_parameter(request: web.Request, name: str) -> float:
+    text = request.query.get(name, "") or "0"
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise bad_request(f"invalid {name}: {text!r}") from error
+    if value < 0:
+        raise bad_request(f"invalid {name}: {text!r} must not be negative")
+    return value
+
+
 def _user_manager(request: web.Request) -> str:
     explicit = request.query.get("fieldManager")
     if explicit:
@@ -412,7 +423,7 @@ class KubeApiServer:
                 target.namespace,
                 parse_label_selector(request.query.get("labelSelector")),
                 parse_field_selector(request.query.get("fieldSelector")),
-                limit=int(request.query.get("limit", "0") or 0),
+                limit=int(_number_parameter(request, "limit")),
                 continue_token=request.query.get("continue", ""),
             )
             if self._wants_table(request):
@@ -466,7 +477,7 @@ class KubeApiServer:
         requested = request.query.get("resourceVersion", "")
         bookmarks = request.query.get("allowWatchBookmarks", "").lower() in ("1", "true")
         send_initial = request.query.get("sendInitialEvents", "").lower() == "true"
-        timeout = float(request.query.get("timeoutSeconds", "0") or 0) or self.settings.default_watch_timeout
+        timeout = _number_parameter(request, "timeoutSeconds") or self.settings.default_watch_timeout
         as_table = self._wants_table(request)
         include_object = request.query.get("includeObject", "PartialObjectMetadata")
 

@@ -5,9 +5,18 @@ Also CRD changes at run time: several served versions sharing storage, and delet
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from fixtures.kube_emulator import WIDGETS_CRD, KubeEmulatorInfo, start_kube_emulator
+
+WIDGET = "/apis/example.dev/v1/namespaces/default/widgets"
+
+
+def read(info: KubeEmulatorInfo, path: str) -> Any:
+    with urllib.request.urlopen(info.server + path, timeout=10) as response:
+        return json.loads(response.readline())
 
 
 def test_state_survives_a_restart_and_old_watches_get_410(tmp_path: Path) -> None:
@@ -21,23 +30,18 @@ def test_state_survives_a_restart_and_old_watches_get_410(tmp_path: Path) -> Non
             "spec": {"size": 2},
         }
         first.info.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-        before = json.loads(first.info.kubectl("get", "widget", "kept", "-o", "json").stdout)
+        before = read(first.info, f"{WIDGET}/kept")
     finally:
         first.stop()
     second = start_kube_emulator(tmp_path / "state")
     try:
-        after = json.loads(second.info.kubectl("get", "widget", "kept", "-o", "json").stdout)
+        after = read(second.info, f"{WIDGET}/kept")
         assert after == before
         second.info.kubectl("patch", "widget", "kept", "--type=merge", "-p", '{"spec":{"size":3}}')
-        patched = json.loads(second.info.kubectl("get", "widget", "kept", "-o", "json").stdout)
+        patched = read(second.info, f"{WIDGET}/kept")
         assert int(patched["metadata"]["resourceVersion"]) > int(before["metadata"]["resourceVersion"])
-        watch = second.info.kubectl(
-            "get",
-            "--raw",
-            f"/apis/example.dev/v1/namespaces/default/widgets?watch=1&timeoutSeconds=1"
-            f"&resourceVersion={int(before['metadata']['resourceVersion']) - 1}",
-        ).stdout
-        event = json.loads(watch.splitlines()[0])
+        resume_from = int(before["metadata"]["resourceVersion"]) - 1
+        event = read(second.info, f"{WIDGET}?watch=1&resourceVersion={resume_from}")
         assert event["type"] == "ERROR"
         assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
     finally:

@@ -105,6 +105,12 @@ class Server:
             return _error(ArmError(fault.status, fault.code, fault.message), headers)
         try:
             return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            # aiohttp refuses bodies over client_max_size itself; answer in ARM's envelope all the same.
+            return _error(
+                ArmError(413, "RequestEntityTooLarge", "The request content exceeds 4 MB."),
+                _arm_headers(request),
+            )
         except web.HTTPException:
             raise
         except Exception:

@@ -181,3 +181,12 @@ def test_authority_and_managed_identity_endpoints_never_crash(azure_emulator: Az
         )
         assert 400 <= response.status < 500, (path, response.status, response.body)
         assert isinstance(response.body, dict)
+
+
+def test_oversized_body_gets_an_arm_error(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:
+    path = (
+        f"/subscriptions/{azure_emulator.subscription_id}/resourceGroups/{resource_group}"
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/big?api-version=2024-11-30"
+    )
+    response = azure_emulator.raw("PUT", path, raw_body=b'{"tags": "' + b"x" * (5 * 1024 * 1024) + b'"}')
+    assert (response.status, response.error_code()) == (413, "RequestEntityTooLarge")

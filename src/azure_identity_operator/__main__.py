@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = tuple(args.namespace) or settings.namespaces
     operator = app.build(settings, peering_name=args.peering)
     runtime.track_ready_states(operator.registry)
+    operator_logging.set_object_provider(runtime.kopf_handler_object)
     if args.peering:
         if args.priority is not None:
             operator.settings.peering.priority = args.priority

@@ -2,17 +2,19 @@
 
 One operator (client secret, debug logging, JSON logs) reconciles identities in three situations: one
 that becomes Ready, one whose first write Azure throttles, and one in a resource group that does not exist.
-Covers: `/readyz`; `/metrics` with reconciles by kind and result, ARM requests by operation and status
-code, throttling waits and objects by Ready state; JSON log lines naming the object and the ARM request
-ID; no secret or token anywhere in the log; and the Argo CD health check (docs/argocd-health.lua) and the
-Flux health check expressions (docs/monitoring.md) on the objects exactly as the operator left them, before
-it ever saw them, and after a spec change it has not seen yet.
+Covers: kopf's `/healthz` and `/readyz`; `/metrics` with reconciles by kind and result, ARM requests by
+operation and status code, throttling waits and objects by Ready state; JSON log lines naming the object
+and the ARM request ID, deletion included; no secret or token anywhere in the log; and the Argo CD health
+check (docs/argocd-health.lua) and the Flux health check expressions (docs/monitoring.md) on the objects
+exactly as the operator left them, before it ever saw them, and after a spec change it has not seen yet.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import urllib.request
 from typing import Any
 
 import pytest
@@ -38,6 +40,13 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+")
 WRITE = "Microsoft.ManagedIdentity/userAssignedIdentities/write"
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def test_metrics_logs_and_health_of_a_real_run(
     start_operator: StartOperator,
     azure_emulator: AzureEmulatorInfo,
@@ -46,6 +55,7 @@ def test_metrics_logs_and_health_of_a_real_run(
     ops_namespace: str,
 ) -> None:
     argo = ArgoHealthCheck()
+    liveness_port = free_port()
     flux = FluxHealthCheck()
     ready_name = declare_identity(ops_kube, ops_namespace, resource_group)
     unseen = get_object(ops_kube, ops_namespace, ready_name)
@@ -62,7 +72,13 @@ def test_metrics_logs_and_health_of_a_real_run(
     operator = start_operator(
         "observed",
         env=operator_base_env(azure_emulator, ops_kube),
-        args=["--verbose", "--log-format=json", "-n", ops_namespace],
+        args=[
+            "--verbose",
+            "--log-format=json",
+            "-n",
+            ops_namespace,
+            f"--liveness=http://127.0.0.1:{liveness_port}/healthz",
+        ],
     )
     operator.wait_ready()
     declare_identity(ops_kube, ops_namespace, resource_group, name=throttled_name)
@@ -143,6 +159,26 @@ def test_metrics_logs_and_health_of_a_real_run(
     assert flux(get_object(ops_kube, ops_namespace, throttled_name)) == "Current"
     assert flux(failing) == "Failed"
     assert flux(unseen) == "InProgress"
+
+    # Deletion runs outside the reconcile runtime; its ARM lines still name the object.
+    ops_kube.kubectl("delete", "-n", ops_namespace, "userassignedidentity", throttled_name, "--timeout=30s")
+
+    def deletion_lines() -> list[dict[str, Any]] | None:
+        lines = [json.loads(line) for line in operator.log_text().splitlines() if line.startswith("{")]
+        found = [entry for entry in lines if entry.get("http_method") == "DELETE"]
+        return found or None
+
+    for entry in eventually(deletion_lines, timeout=15, what="the ARM DELETE line"):
+        assert entry["object"] == {
+            "kind": "UserAssignedIdentity",
+            "namespace": ops_namespace,
+            "name": throttled_name,
+        }
+        assert entry["arm_request_id"]
+
+    # kopf's liveness endpoint runs beside the metrics port.
+    with urllib.request.urlopen(f"http://127.0.0.1:{liveness_port}/healthz", timeout=10) as response:
+        assert response.status == 200
 
     # A spec change the operator has not reconciled yet is Progressing, whatever Ready said before.
     operator.stop()

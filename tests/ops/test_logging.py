@@ -149,3 +149,24 @@ def test_configure_replaces_its_own_handler_only() -> None:
         root.setLevel(level)
         logging.getLogger("azure").setLevel(logging.NOTSET)
         logging.getLogger("aiohttp.access").setLevel(logging.NOTSET)
+
+
+def test_the_object_provider_names_lines_outside_bind_object(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    operator_logging.set_object_provider(lambda: operator_logging.ObjectRef("RoleAssignment", "ns", "reader"))
+    try:
+        logger.info("deleting")
+        with operator_logging.bind_object("UserAssignedIdentity", "ns", "bound"):
+            logger.info("reconciling")
+        operator_logging.set_object_provider(lambda: 1 / 0)  # type: ignore[arg-type,return-value]
+        logger.info("a failing provider names nothing")
+    finally:
+        operator_logging.set_object_provider(None)
+    logger.info("no provider")
+    deleting, reconciling, failing, plain = lines(stream)
+    assert deleting["object"] == {"kind": "RoleAssignment", "namespace": "ns", "name": "reader"}
+    assert reconciling["object"] == {"kind": "UserAssignedIdentity", "namespace": "ns", "name": "bound"}
+    assert "object" not in failing
+    assert "object" not in plain

@@ -3,7 +3,9 @@
 Every line about a custom resource names it (`object.kind`, `object.namespace`, `object.name`): kopf's
 per-object loggers carry the reference, and lines logged deeper down (the ARM pipeline, the SDK) get it
 from `bind_object`, a context variable the handler runtime sets around each reconcile, which asyncio
-copies into every task the reconcile starts. Lines about an ARM response carry `arm_request_id`.
+copies into every task the reconcile starts, or else from the object provider (`set_object_provider`):
+the kopf handler in progress, for handlers that do not go through the runtime (cleanup on deletion).
+Lines about an ARM response carry `arm_request_id`.
 
 Redaction is the last step of formatting, in both formats: bearer tokens, JWTs (access tokens, the
 projected service-account token), OAuth form fields (`client_secret=`, `client_assertion=`) and the
@@ -22,7 +24,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TextIO
 
 REDACTED = "[REDACTED]"
@@ -93,6 +95,16 @@ def current_object() -> ObjectRef | None:
     return _current_object.get()
 
 
+ObjectProvider = Callable[[], ObjectRef | None]
+_object_providers: list[ObjectProvider] = []
+
+
+def set_object_provider(provider: ObjectProvider | None) -> None:
+    """Where lines outside `bind_object` find their object: the framework's handler in progress (set once
+    by `__main__`, so this package needs no framework import). `None` removes it."""
+    _object_providers[:] = [provider] if provider is not None else []
+
+
 class Redactor:
     """Replaces secrets in text: known patterns, plus the exact values it was given."""
 
@@ -121,6 +133,11 @@ def object_of(record: logging.LogRecord) -> dict[str, str] | None:
         found = {key: str(ref[key]) for key in ("kind", "namespace", "name") if ref.get(key)}
         return found
     bound = _current_object.get()
+    if bound is None and _object_providers:
+        try:
+            bound = _object_providers[0]()
+        except Exception:
+            bound = None
     return bound.as_dict() if bound is not None else None
 
 

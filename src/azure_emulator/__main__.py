@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from azure_emulator import behaviour, state, tls, tokens
+from azure_emulator import assertions, behaviour, state, tls, tokens
 from azure_emulator.emulator import Emulator
 from azure_emulator.server import Server
 
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "--fic-write-seconds", type=float, default=0.05, help="how long a FIC write holds its identity"
     )
     serve.add_argument("--throttle", action="store_true", help="enforce ARM's token-bucket limits (429)")
+    serve.add_argument(
+        "--verify-assertion-signatures",
+        action="store_true",
+        help="check client assertions against their issuer's published keys",
+    )
+    serve.add_argument("--trusted-ca-file", type=Path, help="extra CA bundle for fetching issuers' keys")
     serve.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -74,6 +80,7 @@ def build_emulator(args: argparse.Namespace, state_dir: Path) -> Emulator:
         page_size=max(1, args.page_size),
         fic_write_seconds=args.fic_write_seconds,
         lro_seconds=args.lro_seconds,
+        verify_assertion_signatures=args.verify_assertion_signatures,
     )
     if args.latency > 0:
         knobs.latency.append(behaviour.LatencyRule(args.latency))
@@ -82,6 +89,7 @@ def build_emulator(args: argparse.Namespace, state_dir: Path) -> Emulator:
         world=world,
         issuer=tokens.TokenIssuer(_signing_key(state_dir), world.tenant_id),
         knobs=knobs,
+        assertion_verifier=assertions.AssertionVerifier(args.trusted_ca_file),
         identity_header=secrets.token_urlsafe(24),
         state_file=state_file if args.persist else None,
     )

@@ -137,6 +137,8 @@ class Behaviour:
     fic_write_seconds: float = 0.05
     # How long a long-running write (VM PUT/PATCH) stays InProgress; 0 answers with the final state at once.
     lro_seconds: float = 0.0
+    # Check client assertions' signatures against their issuer's published keys, as Entra does.
+    verify_assertion_signatures: bool = False
     latency: list[LatencyRule] = dataclasses.field(default_factory=list)
     faults: list[FaultRule] = dataclasses.field(default_factory=list)
     throttle: Throttle = dataclasses.field(default_factory=Throttle)

@@ -2,7 +2,8 @@
 
 - GET `/_emulator/health` -> `{"status": "ok"}`
 - GET `/_emulator/state` -> the whole world plus the current settings
-- GET|PUT `/_emulator/settings`: any of `principalDelaySeconds`, `pageSize`, `ficWriteSeconds`, `lroSeconds`
+- GET|PUT `/_emulator/settings`: any of `principalDelaySeconds`, `pageSize`, `ficWriteSeconds`, `lroSeconds`,
+  `verifyAssertionSignatures`
 - POST `/_emulator/latency` `{"seconds", "pathRegex"?, "method"?}` adds latency; DELETE clears it
 - POST `/_emulator/faults` `{"pathRegex", "status", "code", "message"?, "method"?, "count"?,
   "retryAfter"?}` answers the next `count` matching requests with that error; GET lists; DELETE clears
@@ -64,6 +65,7 @@ def _knobs(emulator: Emulator) -> dict[str, Any]:
         "pageSize": knobs.page_size,
         "ficWriteSeconds": knobs.fic_write_seconds,
         "lroSeconds": knobs.lro_seconds,
+        "verifyAssertionSignatures": knobs.verify_assertion_signatures,
         "throttlingEnabled": knobs.throttle.enforced,
         "latency": [dataclasses.asdict(rule) for rule in knobs.latency],
         "faults": [dataclasses.asdict(rule) for rule in knobs.faults],
@@ -93,6 +95,8 @@ def handle(emulator: Emulator, method: str, tail: str, body: Any) -> tuple[int, 
             knobs.fic_write_seconds = _number(body, "ficWriteSeconds")
         if "lroSeconds" in body:
             knobs.lro_seconds = _number(body, "lroSeconds")
+        if "verifyAssertionSignatures" in body:
+            knobs.verify_assertion_signatures = bool(body["verifyAssertionSignatures"])
         return 200, _knobs(emulator)
     if route == ("POST", "latency"):
         knobs.latency.append(

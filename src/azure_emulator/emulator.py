@@ -8,7 +8,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from azure_emulator import behaviour, rbac, state, tokens
+from azure_emulator import assertions, behaviour, rbac, state, tokens
 from azure_emulator.errors import ArmError
 
 
@@ -17,6 +17,9 @@ class Emulator:
     world: state.World
     issuer: tokens.TokenIssuer
     knobs: behaviour.Behaviour
+    assertion_verifier: assertions.AssertionVerifier = dataclasses.field(
+        default_factory=assertions.AssertionVerifier
+    )
     # The secret callers of the App Service managed-identity endpoint send as X-IDENTITY-HEADER.
     identity_header: str = ""
     # Where `state.json` is written after each change; None keeps state in memory only.

@@ -5,6 +5,7 @@ endpoints (IMDS and App Service) that hand out tokens for a managed identity.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -54,8 +55,22 @@ def _required(form: Mapping[str, str], name: str) -> str:
     return value
 
 
-def token_response(emulator: Emulator, tenant: str, form: Mapping[str, str]) -> dict[str, Any]:
-    """`POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`."""
+@dataclasses.dataclass(frozen=True)
+class ClientGrant:
+    """A client-credentials request whose client is authenticated, up to the assertion's signature."""
+
+    principal: state.Principal
+    scope: str
+    assertion: str | None = None
+    assertion_issuer: str | None = None
+
+
+def authenticate_client(emulator: Emulator, tenant: str, form: Mapping[str, str]) -> ClientGrant:
+    """`POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`: who is asking, and for what.
+
+    A client assertion's claims are matched here; its signature, when checked at all, is checked by the
+    caller (it needs the issuer's keys over the network).
+    """
     _require_tenant(emulator, tenant)
     grant_type = _required(form, "grant_type")
     if grant_type != "client_credentials":
@@ -73,8 +88,7 @@ def token_response(emulator: Emulator, tenant: str, form: Mapping[str, str]) -> 
             "invalid_scope",
             1002012,
             f"The provided value for scope {scope} is not valid. Client credential flows must have a scope "
-            "value "
-            "with /.default suffixed to the resource identifier (application ID URI).",
+            "value with /.default suffixed to the resource identifier (application ID URI).",
         )
     principal = emulator.world.principal_by_app_id(client_id)
     if principal is None:
@@ -104,7 +118,8 @@ def token_response(emulator: Emulator, tenant: str, form: Mapping[str, str]) -> 
                 700010,
                 f"Invalid client assertion type. The client_assertion_type must be '{JWT_BEARER}'.",
             )
-        _check_assertion(emulator, principal, form["client_assertion"])
+        issuer = _check_assertion(emulator, principal, form["client_assertion"])
+        return ClientGrant(principal, scope, form["client_assertion"], issuer)
     else:
         raise EntraError(
             401,
@@ -112,8 +127,13 @@ def token_response(emulator: Emulator, tenant: str, form: Mapping[str, str]) -> 
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )
+    return ClientGrant(principal, scope)
+
+
+def token_response(emulator: Emulator, grant: ClientGrant) -> dict[str, Any]:
+    principal = grant.principal
     access_token, _ = emulator.issuer.issue(
-        object_id=principal.object_id, app_id=principal.app_id, audience=tokens.audience_of_scope(scope)
+        object_id=principal.object_id, app_id=principal.app_id, audience=tokens.audience_of_scope(grant.scope)
     )
     lifetime = tokens.TOKEN_LIFETIME_SECONDS
     return {
@@ -124,12 +144,9 @@ def token_response(emulator: Emulator, tenant: str, form: Mapping[str, str]) -> 
     }
 
 
-def _check_assertion(emulator: Emulator, principal: state.Principal, assertion: str) -> None:
-    """Workload identity federation: the assertion's iss/sub/aud must match one of the identity's FICs.
-
-    Matching is exact and case-sensitive (Entra's behaviour since 2025). The assertion's signature is not
-    verified against the issuer's keys: the emulator cannot reach issuers in general (see the README).
-    """
+def _check_assertion(emulator: Emulator, principal: state.Principal, assertion: str) -> str:
+    """Workload identity federation: the assertion's iss/sub/aud must match one of the identity's FICs;
+    returns the issuer. Matching is exact and case-sensitive (Entra's behaviour since 2025)."""
     try:
         claims = tokens.decode_unverified(assertion)
     except tokens.TokenInvalid as error:
@@ -182,9 +199,9 @@ def _check_assertion(emulator: Emulator, principal: state.Principal, assertion: 
             700212,
             f"No matching federated identity record found for presented assertion audience '{audience}'. "
             "Please check your federated identity credential Subject, Audience and Issuer against the "
-            "presented "
-            "assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+            "presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
         )
+    return str(issuer)
 
 
 def _iso(epoch: float) -> str:

@@ -149,7 +149,14 @@ class Server:
         try:
             if is_token and request.method == "POST":
                 form = entra.parse_form(await request.read())
-                return _json_response(200, entra.token_response(self.emulator, segments[0], form))
+                grant = entra.authenticate_client(self.emulator, segments[0], form)
+                if (
+                    grant.assertion
+                    and grant.assertion_issuer
+                    and self.emulator.knobs.verify_assertion_signatures
+                ):
+                    await self.emulator.assertion_verifier.verify(grant.assertion, grant.assertion_issuer)
+                return _json_response(200, entra.token_response(self.emulator, grant))
             if request.method == "GET":
                 if lowered[:3] == ["common", "discovery", "instance"]:
                     return _json_response(200, entra.instance_discovery(self.emulator, authority))

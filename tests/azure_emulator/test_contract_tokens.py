@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential, Wo
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from fixtures.azure_emulator import AzureEmulatorInfo, federated_assertion
 
@@ -435,3 +440,128 @@ def test_async_managed_identity_credential_from_environment(
         monkeypatch.setenv("IDENTITY_HEADER", azure_emulator.identity_header)
     oid = asyncio.run(_async_managed_identity_oid(federated_identity.client_id))
     assert oid == federated_identity.principal_id
+
+
+# --- assertion signatures (opt-in, as Entra checks them) --------------------------------------------------
+
+
+class _Issuer:
+    """A loopback OIDC issuer publishing one RSA key, like a cluster's service-account issuer."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = self.key.public_key().public_numbers()
+
+        def b64(value: int) -> str:
+            raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        jwks = {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": "k1",
+                    "alg": "RS256",
+                    "use": "sig",
+                    "n": b64(numbers.n),
+                    "e": b64(numbers.e),
+                }
+            ]
+        }
+        issuer_holder: dict[str, str] = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer_holder["url"], "jwks_uri": f"{issuer_holder['url']}/keys"}
+                elif self.path == "/keys":
+                    body = jwks
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = issuer_holder["url"] = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def sign(self, claims: dict[str, Any], *, kid: str = "k1", key: rsa.RSAPrivateKey | None = None) -> str:
+        def encode(part: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+        signing_input = f"{encode({'alg': 'RS256', 'typ': 'JWT', 'kid': kid})}.{encode(claims)}"
+        signature = (key or self.key).sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_assertion_signatures_are_checked_when_enabled(
+    azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    issuer = _Issuer()
+    identity = msi_client.user_assigned_identities.create_or_update(
+        resource_group, "signed", {"location": "westus"}
+    )
+    msi_client.federated_identity_credentials.create_or_update(
+        resource_group,
+        "signed",
+        "cluster",
+        {"issuer": issuer.url, "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]},
+    )
+    now = int(time.time())
+    claims = {
+        "iss": issuer.url,
+        "sub": SUBJECT,
+        "aud": "api://AzureADTokenExchange",
+        "iat": now,
+        "exp": now + 600,
+    }
+
+    def exchange(assertion: str) -> Any:
+        return _token_request(
+            azure_emulator,
+            {
+                "client_id": identity.client_id,
+                "client_assertion": assertion,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "grant_type": "client_credentials",
+                "scope": ARM_SCOPE,
+            },
+        )
+
+    azure_emulator.control("PUT", "settings", {"verifyAssertionSignatures": True})
+    try:
+        assert exchange(issuer.sign(claims)).status == 200
+        impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = exchange(issuer.sign(claims, key=impostor))
+        assert (forged.status, forged.body["error_codes"]) == (400, [50013])
+        unknown_key = exchange(issuer.sign(claims, kid="rotated-away"))
+        assert unknown_key.body["error_codes"] == [50013]
+        unsigned = exchange(federated_assertion(issuer=issuer.url, subject=SUBJECT))
+        assert unsigned.body["error_codes"] == [50013]
+        issuer.close()
+        msi_client.federated_identity_credentials.create_or_update(
+            resource_group,
+            "signed",
+            "gone",
+            {"issuer": f"{issuer.url}/gone", "subject": SUBJECT, "audiences": ["api://AzureADTokenExchange"]},
+        )
+        unreachable = exchange(issuer.sign({**claims, "iss": f"{issuer.url}/gone"}))
+        assert unreachable.body["error_codes"] == [50166]
+    finally:
+        azure_emulator.control("PUT", "settings", {"verifyAssertionSignatures": False})
+        issuer.close()
+    # Off again: claims alone decide, as in the rest of this suite.
+    assert exchange(federated_assertion(issuer=issuer.url, subject=SUBJECT)).status == 200

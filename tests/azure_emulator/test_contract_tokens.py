@@ -472,6 +472,7 @@ class _Issuer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body: dict[str, Any]
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": issuer_holder["url"], "jwks_uri": f"{issuer_holder['url']}/keys"}
                 elif self.path == "/keys":

@@ -61,7 +61,6 @@ _QUERIES = (
 )
 _BODIES: tuple[object, ...] = (
     None,
-    [],
     {"location": 5, "tags": [1], "properties": [], "identity": {"type": 3}},
     {"properties": {"principalId": None, "roleDefinitionId": 7, "issuer": [], "audiences": "a"}},
 )

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kube_emulator import fields, patches, schema
+from kube_emulator import conversions, fields, patches, schema
 from kube_emulator.errors import (
     ApiError,
     FieldError,
@@ -76,24 +76,6 @@ BUILTIN_FIELDS: dict[StorageKey, frozenset[str]] = {
             "related",
             "reportingComponent",
             "reportingInstance",
-        }
-    ),
-    ("events.k8s.io", "events"): frozenset(
-        {
-            "eventTime",
-            "series",
-            "reportingController",
-            "reportingInstance",
-            "action",
-            "reason",
-            "regarding",
-            "related",
-            "note",
-            "type",
-            "deprecatedSource",
-            "deprecatedFirstTimestamp",
-            "deprecatedLastTimestamp",
-            "deprecatedCount",
         }
     ),
     ("coordination.k8s.io", "leases"): frozenset({"spec"}),
@@ -152,7 +134,10 @@ class WriteResult:
 
 
 def present(resource: ResourceType, obj: JsonObject) -> JsonObject:
-    """The stored object as served at `resource`'s version (only apiVersion differs between versions)."""
+    """The stored object as served at `resource`'s version (only apiVersion differs between versions of a
+    CRD; events.k8s.io Events are converted from core Events)."""
+    if conversions.converts(resource.group, resource.kind):
+        return conversions.to_served(resource.group, resource.version, resource.kind, obj)
     if obj.get("apiVersion") == resource.api_version:
         return obj
     return {**obj, "apiVersion": resource.api_version}
@@ -206,12 +191,13 @@ class Api:
             key = (metadata.get("namespace", ""), metadata["name"])
             if start_after is not None and key <= start_after:
                 continue
-            if not (labels.matches(obj) and field_selector.matches(obj)):
+            served = present(resource, obj)
+            if not (labels.matches(served) and field_selector.matches(served)):
                 continue
             if limit and len(items) >= limit:
                 remaining += 1
                 continue
-            items.append(present(resource, obj))
+            items.append(served)
         if remaining:
             last = items[-1]["metadata"]
             token = json.dumps({"namespace": last.get("namespace", ""), "name": last["name"]})
@@ -356,6 +342,7 @@ class Api:
         candidate = copy.deepcopy(body)
         candidate["apiVersion"] = resource.api_version
         candidate["kind"] = resource.kind
+        candidate = conversions.to_stored(resource.group, resource.kind, candidate)
         metadata = candidate.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise bad_request("metadata must be an object")
@@ -437,6 +424,7 @@ class Api:
         candidate = copy.deepcopy(body)
         candidate["apiVersion"] = resource.api_version
         candidate["kind"] = resource.kind
+        candidate = conversions.to_stored(resource.group, resource.kind, candidate)
         metadata = candidate.setdefault("metadata", {})
         if not isinstance(metadata, dict):
             raise bad_request("metadata must be an object")
@@ -584,7 +572,10 @@ class Api:
                 resource, candidate, None, options, subresource="", owned=owned, operation="Apply"
             )
         self._require_namespace(resource, namespace, creating=False)
-        merged, owned = fields.server_side_apply(old, applied, manager=options.manager, force=options.force)
+        stored_form = conversions.to_stored(resource.group, resource.kind, applied)
+        merged, owned = fields.server_side_apply(
+            old, stored_form, manager=options.manager, force=options.force
+        )
         candidate = self._merge_for_update(resource, old, merged, subresource)
         return self._finish(
             resource, candidate, old, options, subresource=subresource, owned=owned, operation="Apply"

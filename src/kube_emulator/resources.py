@@ -48,6 +48,7 @@ class ResourceType:
     custom: bool = False
     has_generation: bool = False
     verbs: tuple[str, ...] = ALL_VERBS
+    stored_as: tuple[str, str] | None = None  # (group, plural) of another resource that holds the objects
 
     @property
     def api_version(self) -> str:
@@ -55,7 +56,7 @@ class ResourceType:
 
     @property
     def storage_key(self) -> tuple[str, str]:
-        return (self.group, self.plural)
+        return self.stored_as or (self.group, self.plural)
 
     @property
     def list_kind(self) -> str:
@@ -85,6 +86,7 @@ def _builtin(
     subresources: Iterable[str] = (),
     columns: tuple[PrinterColumn, ...] = (_AGE,),
     has_generation: bool = False,
+    stored_as: tuple[str, str] | None = None,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -98,6 +100,7 @@ def _builtin(
         subresources=frozenset(subresources),
         printer_columns=columns,
         has_generation=has_generation,
+        stored_as=stored_as,
     )
 
 
@@ -168,6 +171,7 @@ def builtin_resources() -> list[ResourceType]:
                 PrinterColumn("Note", "string", ".note"),
                 _AGE,
             ),
+            stored_as=("", "events"),
         ),
         _builtin(
             "coordination.k8s.io",

@@ -470,7 +470,8 @@ class KubeApiServer:
         field_selector = parse_field_selector(request.query.get("fieldSelector"))
 
         def matches(obj: JsonObject) -> bool:
-            return labels.matches(obj) and field_selector.matches(obj)
+            served = present(resource, obj)
+            return labels.matches(served) and field_selector.matches(served)
 
         namespace = target.namespace if resource.namespaced else None
         watcher = Watcher(matches, namespace)

@@ -306,7 +306,9 @@ def test_field_selectors_find_events_of_an_object(
     assert [event.message for event in found.items] == ["mine"]
 
 
-def test_leases_and_events_k8s_io_are_served(client: kubernetes.client.ApiClient, namespace: str) -> None:
+def test_leases_and_both_event_apis_are_served(
+    client: kubernetes.client.ApiClient, core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
     coordination = kubernetes.client.CoordinationV1Api(client)
     lease = coordination.create_namespaced_lease(
         namespace,
@@ -330,6 +332,20 @@ def test_leases_and_events_k8s_io_are_served(client: kubernetes.client.ApiClient
         },
     )
     assert created.note == "n"
+    assert created.regarding.name == "x"
+    as_core = core.list_namespaced_event(namespace, field_selector="involvedObject.name=x").items
+    assert [(event.message, event.reporting_component) for event in as_core] == [("n", "c")]
+    core.create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"name": "f"},
+            "involvedObject": {"kind": "Widget", "name": "y"},
+            "message": "m",
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+        },
+    )
+    as_events_v1 = events.list_namespaced_event(namespace, field_selector="regarding.name=y").items
+    assert [event.note for event in as_events_v1] == ["m"]
 
 
 def test_namespace_deletion_removes_its_objects(

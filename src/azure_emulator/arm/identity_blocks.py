@@ -91,7 +91,7 @@ def resolve(
     # The user-assigned map after this write, keyed case-insensitively by UAI id, keeping caller casing.
     merged: dict[str, dict[str, str]] = {}
     if merge and "userassigned" in kinds:
-        merged = {key: value for key, value in current_map.items()}
+        merged = dict(current_map)
     for key, value in requested_map.items():
         existing_key = next((k for k in merged if k.lower() == key.lower()), None)
         if existing_key is not None:

@@ -399,6 +399,16 @@ def test_delete_after_a_crash_before_the_status_write_removes_the_derived_assign
     assert harness.port.at_scope(RG_SCOPE) == []
 
 
+def test_an_object_that_never_got_its_assignment_is_deleted_at_once_even_where_writes_are_forbidden() -> None:
+    harness = Harness()
+    harness.port.forbidden_scopes.add(RG_SCOPE.lower())
+    assert harness.reconcile(raw_spec()).reason == reasons.AUTHORIZATION_FAILED
+    deletion = harness.delete(raw_spec())
+    assert deletion.done
+    assert deletion.warning is None
+    assert harness.port.calls["delete_role_assignment"] == 0
+
+
 def test_orphan_leaves_the_assignment() -> None:
     harness = Harness()
     harness.reconcile(raw_spec(deletionPolicy="Orphan"))

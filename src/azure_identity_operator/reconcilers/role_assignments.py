@@ -498,8 +498,15 @@ async def delete(
         targets[recorded.name.lower()] = (recorded.scope, recorded.name)
     if parsed is not None:
         derived = await _derived_target(spec=parsed, identity=identity, roles=roles)
-        if derived is not None:
-            targets.setdefault(derived[1].lower(), derived)
+        if derived is not None and derived[1].lower() not in targets:
+            # Only what Azure actually holds: an object that never got its assignment (a forbidden scope,
+            # say) must not be blocked by a DELETE of something that was never created.
+            try:
+                exists = await port.get_role_assignment(*derived) is not None
+            except errors.ArmError:
+                exists = True  # cannot tell: try the delete, which reports why
+            if exists:
+                targets[derived[1].lower()] = derived
     refused: list[tuple[str, str, errors.ArmError]] = []
     for scope, name in targets.values():
         error = await _delete_if_unshared(port, scope=scope, name=name, declared_elsewhere=declared_elsewhere)

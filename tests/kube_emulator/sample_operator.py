@@ -4,18 +4,28 @@ It reconciles level-based on create, update and resume: writes a ConfigMap `widg
 widget's size, sets `status.observedGeneration` and a Ready condition, and posts an Event. On delete it
 removes the ConfigMap before kopf releases its finalizer. Run it with
 `python -m kopf run --standalone -n NAMESPACE tests/kube_emulator/sample_operator.py` and KUBECONFIG set.
+It logs in from the kubeconfig itself and writes ConfigMaps with aiohttp (kopf's own HTTP client), so it
+starts without importing the kubernetes client.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Any
 
+import aiohttp
 import kopf
-import kubernetes
+import yaml
 
 GROUP, VERSION, PLURAL = "example.dev", "v1", "widgets"
 FINALIZER = "example.dev/finalizer"
+
+
+def _server() -> str:
+    with open(os.environ["KUBECONFIG"], encoding="utf-8") as file:
+        config = yaml.safe_load(file)
+    return str(config["clusters"][0]["cluster"]["server"])
 
 
 @kopf.on.startup()
@@ -26,17 +36,27 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix="example.dev", key="last-handled-configuration"
     )
     settings.watching.server_timeout = 60
-    kubernetes.config.load_kube_config()
 
 
-def _core() -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api()
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server=_server(), token="sample-operator")
+
+
+async def _request(method: str, path: str, body: dict[str, Any] | None = None) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, _server() + path, json=body) as response,
+    ):
+        if response.status >= 400 and response.status != 404:
+            raise kopf.TemporaryError(f"{method} {path}: {response.status} {await response.text()}", delay=1)
+        return response.status
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile(
+async def reconcile(
     spec: kopf.Spec, meta: kopf.Meta, name: str, namespace: str, body: kopf.Body, patch: kopf.Patch, **_: Any
 ) -> None:
     config_map = {
@@ -45,13 +65,9 @@ def reconcile(
         "metadata": {"name": f"widget-{name}", "labels": {"example.dev/widget": name}},
         "data": {"size": str(spec.get("size")), "color": str(spec.get("color"))},
     }
-    core = _core()
-    try:
-        core.replace_namespaced_config_map(f"widget-{name}", namespace, config_map)
-    except kubernetes.client.ApiException as error:
-        if error.status != 404:
-            raise
-        core.create_namespaced_config_map(namespace, config_map)
+    collection = f"/api/v1/namespaces/{namespace}/configmaps"
+    if await _request("PUT", f"{collection}/widget-{name}", config_map) == 404:
+        await _request("POST", collection, config_map)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch.status["observedGeneration"] = meta["generation"]
     patch.status["conditions"] = [
@@ -67,9 +83,5 @@ def reconcile(
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def cleanup(name: str, namespace: str, **_: Any) -> None:
-    try:
-        _core().delete_namespaced_config_map(f"widget-{name}", namespace)
-    except kubernetes.client.ApiException as error:
-        if error.status != 404:
-            raise
+async def cleanup(name: str, namespace: str, **_: Any) -> None:
+    await _request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/widget-{name}")

@@ -471,3 +471,21 @@ def test_watch_ends_at_its_timeout(kube_emulator: KubeEmulatorInfo, namespace: s
     ) as response:
         assert response.read() == b""
     assert 0.9 < time.monotonic() - started < 5
+
+
+def test_watch_as_table_as_kubectl_get_watch_asks(
+    kube_emulator: KubeEmulatorInfo, custom: kubernetes.client.CustomObjectsApi, namespace: str
+) -> None:
+    new_widget(custom, namespace, "tabled")
+    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "tabled", {"spec": {"size": 7}})
+    request = urllib.request.Request(
+        f"{kube_emulator.server}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}?watch=1",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        event = json.loads(response.readline())
+    table = event["object"]
+    assert (event["type"], table["kind"]) == ("ADDED", "Table")
+    assert [column["name"] for column in table["columnDefinitions"]] == ["Name", "Size", "Ready", "Age"]
+    assert table["rows"][0]["cells"][:3] == ["tabled", 7, None]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"

@@ -229,8 +229,8 @@ BUILT_IN_ROLES: tuple[RoleDefinition, ...] = (
     RoleDefinition(
         "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
         "Role Based Access Control Administrator",
-        "Manage access to Azure resources by assigning roles using Azure RBAC. This role does not allow you "
-        "to manage access using other ways, such as Azure Policy.",
+        "Manage access to Azure resources by assigning roles using Azure RBAC. This role does not allow "
+        "you to manage access using other ways, such as Azure Policy.",
         Permission(
             actions=(
                 "Microsoft.Authorization/roleAssignments/write",

@@ -36,10 +36,9 @@ def _require_tenant(emulator: Emulator, tenant: str) -> None:
             400,
             "invalid_tenant",
             90002,
-            f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing "
-            "into the correct cloud. Check with your subscription administrator, this may happen if there "
-            "are no "
-            "active subscriptions for the tenant.",
+            f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
+            "signing into the correct cloud. Check with your subscription administrator, this may happen "
+            "if there are no active subscriptions for the tenant.",
         )
 
 
@@ -97,9 +96,9 @@ def authenticate_client(emulator: Emulator, tenant: str, form: Mapping[str, str]
             "unauthorized_client",
             700016,
             f"Application with identifier '{client_id}' was not found in the directory "
-            f"'{emulator.world.tenant_id}'. This can happen if the application has not been installed by the "
-            "administrator of the tenant or consented to by any user in the tenant. You may have sent your "
-            "authentication request to the wrong tenant.",
+            f"'{emulator.world.tenant_id}'. This can happen if the application has not been installed by "
+            "the administrator of the tenant or consented to by any user in the tenant. You may have sent "
+            "your authentication request to the wrong tenant.",
         )
     if "client_secret" in form:
         if principal.client_secret is None or form["client_secret"] != principal.client_secret:
@@ -160,8 +159,8 @@ def _check_assertion(emulator: Emulator, principal: state.Principal, assertion: 
             400,
             "invalid_client",
             700024,
-            f"Client assertion is not within its valid time range. Current time: {_iso(now)}, expiry time of "
-            f"assertion {_iso(expires) if isinstance(expires, int | float) else 'missing'}.",
+            f"Client assertion is not within its valid time range. Current time: {_iso(now)}, expiry time "
+            f"of assertion {_iso(expires) if isinstance(expires, int | float) else 'missing'}.",
         )
     owner = principal.owner_resource_id
     credentials = (
@@ -188,9 +187,9 @@ def _check_assertion(emulator: Emulator, principal: state.Principal, assertion: 
             "invalid_client",
             700213,
             f"No matching federated identity record found for presented assertion subject '{subject}'. "
-            "Please "
-            "check your federated identity credential Subject, Audience and Issuer against the presented "
-            "assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+            "Please check your federated identity credential Subject, Audience and Issuer against the "
+            "presented assertion. "
+            "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
         )
     if not any(a in c.audiences for c in by_subject for a in audiences):
         raise EntraError(
@@ -199,7 +198,8 @@ def _check_assertion(emulator: Emulator, principal: state.Principal, assertion: 
             700212,
             f"No matching federated identity record found for presented assertion audience '{audience}'. "
             "Please check your federated identity credential Subject, Audience and Issuer against the "
-            "presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+            "presented assertion. "
+            "https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
         )
     return str(issuer)
 

@@ -45,8 +45,8 @@ class EntraError(Exception):
         return {
             "error": self.error,
             "error_description": (
-                f"AADSTS{self.aadsts}: {self.description} Trace ID: {trace_id} "
-                f"Correlation ID: {correlation_id} Timestamp: {timestamp}"
+                f"AADSTS{self.aadsts}: {self.description} Trace ID: {trace_id} Correlation ID: "
+                f"{correlation_id} Timestamp: {timestamp}"
             ),
             "error_codes": [self.aadsts],
             "timestamp": timestamp,
@@ -71,8 +71,8 @@ def conflict(code: str, message: str) -> ArmError:
 def resource_not_found(resource_type: str, name: str, resource_group: str) -> ArmError:
     return not_found(
         "ResourceNotFound",
-        f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not found. "
-        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not found. For "
+        "more details please go to https://aka.ms/ARMResourceNotFoundFix",
     )
 
 

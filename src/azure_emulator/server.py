@@ -207,22 +207,20 @@ class Server:
             raise unauthorized(
                 "ExpiredAuthenticationToken",
                 f"The access token expiry UTC time '{_utc(claims.expires_on)}' is earlier than current UTC "
-                "time "
-                f"'{_utc(now)}'.",
+                f"time '{_utc(now)}'.",
             )
         if claims.audience not in tokens.ARM_AUDIENCES:
             raise unauthorized(
                 "InvalidAuthenticationTokenAudience",
                 f"The access token has been obtained for wrong audience or resource '{claims.audience}'. It "
-                "should "
-                f"exactly match with one of the allowed audiences {_ALLOWED_AUDIENCES}.",
+                f"should exactly match with one of the allowed audiences {_ALLOWED_AUDIENCES}.",
             )
         if claims.tenant_id.lower() != tenant.lower():
             raise unauthorized(
                 "InvalidAuthenticationTokenTenant",
                 f"The access token is from the wrong issuer 'https://sts.windows.net/{claims.tenant_id}/'. "
-                "It must "
-                f"match the tenant 'https://sts.windows.net/{tenant}/' associated with this subscription.",
+                f"It must match the tenant 'https://sts.windows.net/{tenant}/' associated with this "
+                "subscription.",
             )
         return claims.object_id
 
@@ -245,10 +243,8 @@ class Server:
                     429,
                     "SubscriptionRequestsThrottled",
                     f"Number of '{kind}' requests for subscription '{subscription}' actor '{caller}' "
-                    "exceeded. "
-                    f"Please try again after '{seconds}' seconds after additional tokens are available. "
-                    "Refer to "
-                    "https://aka.ms/arm-throttling for additional information.",
+                    f"exceeded. Please try again after '{seconds}' seconds after additional tokens are "
+                    "available. Refer to https://aka.ms/arm-throttling for additional information.",
                     headers={"Retry-After": str(seconds)},
                 )
             arm_request = Request(

@@ -324,19 +324,17 @@ def _check_principal(emulator: Emulator, principal_id: str, principal_type: obje
             raise bad_request(
                 "UnmatchedPrincipalType",
                 f"The PrincipalId '{principal_id.replace('-', '')}' has type '{known.principal_type}' , "
-                "which is "
-                f"different from specified PrincipalType '{principal_type}'.",
+                f"which is different from specified PrincipalType '{principal_type}'.",
             )
         return principal_type
     if not emulator.principal_replicated(principal_id):
         raise bad_request(
             "PrincipalNotFound",
             f"Principal {principal_id.replace('-', '')} does not exist in the directory "
-            f"{emulator.world.tenant_id}. "
-            "Check that you have the correct principal ID. If you are creating this principal and then "
-            "immediately assigning a role, this error might be related to a replication delay. In this case, "
-            "set the role assignment principalType property to a value, such as ServicePrincipal, User, or "
-            "Group.  See https://aka.ms/docs-principaltype",
+            f"{emulator.world.tenant_id}. Check that you have the correct principal ID. If you are creating "
+            "this principal and then immediately assigning a role, this error might be related to a "
+            "replication delay. In this case, set the role assignment principalType property to a value, "
+            "such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
         )
     return emulator.world.principals[principal_id.lower()].principal_type
 

@@ -93,8 +93,8 @@ def require_api_version(request: Request, supported: Sequence[str], *, type_name
     raise bad_request(
         "NoRegisteredProviderFound",
         f"No registered resource provider found for location 'global' and API version '{version}' for type "
-        f"'{type_name}'. The supported api-versions are '{listed}'. The supported locations are "
-        "'eastus, eastus2, westus, westus2, westeurope, northeurope'.",
+        f"'{type_name}'. The supported api-versions are '{listed}'. The supported locations are 'eastus, "
+        "eastus2, westus, westus2, westeurope, northeurope'.",
     )
 
 
@@ -126,8 +126,8 @@ def check_location_unchanged(existing: str, requested: str, *, name: str, resour
             409,
             "InvalidResourceLocation",
             f"The resource '{name}' already exists in location '{existing}' in resource group "
-            f"'{resource_group}'. A resource with the same name cannot be created in location '{requested}'. "
-            "Please select a new resource name.",
+            f"'{resource_group}'. A resource with the same name cannot be created in location "
+            f"'{requested}'. Please select a new resource name.",
         )
 
 

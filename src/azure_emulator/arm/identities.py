@@ -110,8 +110,7 @@ def _put_identity(
         raise bad_request(
             "InvalidResourceName",
             f"Resource name '{name}' is invalid. The name can be 3-128 characters long, must start with a "
-            "letter "
-            "or number, and can contain only letters, numbers, hyphens and underscores.",
+            "letter or number, and can contain only letters, numbers, hyphens and underscores.",
         )
     body = request.json_object()
     location = required_location(body)
@@ -210,8 +209,8 @@ def federated_credentials(emulator: Emulator, request: Request, typed: TypedPath
         raise conflict(
             "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
             "Too many Federated Identity Credentials are written concurrently for the managed identity "
-            f"'{_concurrency_id(owner.id)}'. Concurrent Federated Identity Credentials writes under the same "
-            "managed identity are not supported.",
+            f"'{_concurrency_id(owner.id)}'. Concurrent Federated Identity Credentials writes under the "
+            "same managed identity are not supported.",
         )
     if request.method == "DELETE":
         if existing is None:
@@ -251,9 +250,8 @@ def _validated_credential(
         raise bad_request(
             "BadRequest",
             f"The request format was unexpected. Federated Identity Credential name '{name}' is invalid: it "
-            "must "
-            "be 3-120 characters long, start with a letter or number, and contain only letters, numbers, "
-            "hyphens and underscores.",
+            "must be 3-120 characters long, start with a letter or number, and contain only letters, "
+            "numbers, hyphens and underscores.",
         )
     body = request.json_object()
     properties = body.get("properties")
@@ -275,8 +273,7 @@ def _validated_credential(
         raise bad_request(
             "BadRequest",
             "The request format was unexpected. Federated Identity Credential must specify 'issuer', "
-            "'subject' "
-            "and 'audience'.",
+            "'subject' and 'audience'.",
         )
     others = [c for key, c in credentials.items() if key != name.lower()]
     if any(c.issuer == issuer and c.subject == subject for c in others):
@@ -309,8 +306,8 @@ def system_assigned_identity(emulator: Emulator, request: Request, scope: str) -
     if resource is None or principal is None:
         raise not_found(
             "ResourceNotFound",
-            "The Resource 'Microsoft.ManagedIdentity/identities/default' under scope "
-            f"'{scope}' was not found.",
+            f"The Resource 'Microsoft.ManagedIdentity/identities/default' under scope '{scope}' was not "
+            "found.",
         )
     tenant = emulator.world.tenant_id
     location = location_slug(resource.location)

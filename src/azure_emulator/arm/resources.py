@@ -192,8 +192,7 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
             raise conflict(
                 "InvalidResourceGroupLocation",
                 f"Invalid resource group location '{location}'. The Resource group already exists in "
-                "location "
-                f"'{existing.location}'.",
+                f"location '{existing.location}'.",
             )
         group = state.ResourceGroup(
             subscription_id=emulator.world.subscription_id,
@@ -264,8 +263,7 @@ def resolve_type(path: paths.ResourcePath, api_version: str | None) -> TypedPath
         raise bad_request(
             "InvalidResourceType",
             f"The resource type '{path.type_path}' could not be found in the namespace "
-            f"'{provider.namespace}' "
-            f"for api version '{api_version}'.",
+            f"'{provider.namespace}' for api version '{api_version}'.",
         )
     return TypedPath(path.with_canonical_types(provider.namespace, info.name), info)
 
@@ -347,7 +345,7 @@ def _check_parent(emulator: Emulator, typed: TypedPath) -> None:
     if parent is not None and parent.resource_id().lower() not in emulator.world.resources:
         raise not_found(
             "ParentResourceNotFound",
-            f"Can not perform requested operation on nested resource. Parent resource "
+            "Can not perform requested operation on nested resource. Parent resource "
             f"'{'/'.join(parent.names)}' not found.",
         )
 

@@ -15,6 +15,7 @@ import asyncio
 import datetime
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -237,7 +238,7 @@ class Server:
             )
             headers.update(rate_headers)
             if not allowed:
-                seconds = max(1, int(wait + 0.999))
+                seconds = max(1, math.ceil(wait))
                 kind = behaviour.operation_kind(request.method).removesuffix("s")
                 raise ArmError(
                     429,

@@ -384,11 +384,9 @@ def test_rbac_forbids_and_allows_by_role(
     assert (forbidden.status, forbidden.error_code()) == (403, "AuthorizationFailed")
     assert forbidden.body["error"]["message"] == (
         f"The client '{outsider.object_id}' with object id '{outsider.object_id}' does not have "
-        "authorization to "
-        "perform action 'Microsoft.ManagedIdentity/userAssignedIdentities/write' over scope "
-        f"'{scope}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/by-outsider' or the scope is "
-        "invalid. "
-        "If access was recently granted, please refresh your credentials."
+        "authorization to perform action 'Microsoft.ManagedIdentity/userAssignedIdentities/write' over "
+        f"scope '{scope}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/by-outsider' or the "
+        "scope is invalid. If access was recently granted, please refresh your credentials."
     )
 
     def grant(role: str) -> str:

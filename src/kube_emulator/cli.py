@@ -22,6 +22,7 @@ import yaml
 from aiohttp import web
 
 from kube_emulator.audit import AuditLog
+from kube_emulator.objects import WriteOptions
 from kube_emulator.server import KubeApiServer, Settings
 from kube_emulator.store import Store
 from kube_emulator.tokens import TokenIssuer
@@ -113,8 +114,6 @@ async def serve(arguments: argparse.Namespace) -> None:
     if "default" not in {obj["metadata"]["name"] for obj in store.iter_objects(("", "namespaces"), None)}:
         namespaces = server.registry.lookup("", "v1", "namespaces")
         assert namespaces is not None
-        from kube_emulator.objects import WriteOptions
-
         for name in ("default", "kube-system", "kube-public"):
             server.api.create(
                 namespaces, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")

@@ -315,7 +315,6 @@ class Api:
         candidate["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
         self._before_commit(resource, candidate, old)
         self.store.commit(resource.storage_key, "ADDED" if old is None else "MODIFIED", candidate, old)
-        self._after_commit(resource, candidate, old)
         return WriteResult(present(resource, candidate), created=old is None, warnings=warnings)
 
     @staticmethod
@@ -808,9 +807,6 @@ class Api:
     def _before_commit(self, resource: ResourceType, candidate: JsonObject, old: JsonObject | None) -> None:
         if resource.storage_key == CRDS and not candidate["metadata"].get("deletionTimestamp"):
             self.registry.set_crd(candidate["metadata"]["name"], crd_resource_types(candidate))
-
-    def _after_commit(self, resource: ResourceType, candidate: JsonObject, old: JsonObject | None) -> None:
-        pass
 
     def _on_crd_removed(self, crd: JsonObject) -> None:
         spec = crd.get("spec") or {}

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from kube_emulator import openapi, protobuf, tables
 from kube_emulator.audit import AuditLog, AuditRecord
-from kube_emulator.errors import ApiError, bad_request, method_not_allowed, not_found
+from kube_emulator.errors import ApiError, bad_request, method_not_allowed
 from kube_emulator.objects import Api, WriteOptions, WriteResult, present
 from kube_emulator.openapi import OpenApiCache
 from kube_emulator.resources import Registry, ResourceType
@@ -593,8 +593,3 @@ class KubeApiServer:
         finally:
             self.store.remove_watcher(resource.storage_key, watcher)
         return response
-
-    # Routing errors for unknown collections ----------------------------------------------------------
-
-    def not_found_for(self, target: Target) -> ApiError:
-        return not_found(target.plural, target.group, target.name)

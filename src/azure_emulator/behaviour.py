@@ -109,19 +109,25 @@ class Throttle:
         wait = (1 - bucket.tokens) / limits.refill_per_second if limits.refill_per_second > 0 else 3600.0
         return False, bucket.tokens, wait
 
-    def take(self, subscription: str, principal: str, method: str) -> tuple[bool, dict[str, str], float]:
-        """Spend one token; returns (allowed, rate-limit headers, seconds until a token is back)."""
+    def take(
+        self, subscription: str | None, principal: str, method: str
+    ) -> tuple[bool, dict[str, str], float]:
+        """Spend one token; returns (allowed, rate-limit headers, seconds until a token is back).
+
+        Requests outside any subscription (tenant level) draw on tenant buckets, reported as such."""
         kind = operation_kind(method)
         limits = self.limits[kind]
         now = time.monotonic()
-        own_ok, own_left, own_wait = self._take((subscription, principal, kind), limits, now)
+        scope = subscription or "tenant"
+        own_ok, own_left, own_wait = self._take((scope, principal, kind), limits, now)
         global_limits = BucketLimits(
             limits.capacity * GLOBAL_FACTOR, limits.refill_per_second * GLOBAL_FACTOR
         )
-        global_ok, global_left, global_wait = self._take((subscription, "*", kind), global_limits, now)
+        global_ok, global_left, global_wait = self._take((scope, "*", kind), global_limits, now)
+        level = "subscription" if subscription else "tenant"
         headers = {
-            f"x-ms-ratelimit-remaining-subscription-{kind}": str(math.floor(own_left)),
-            f"x-ms-ratelimit-remaining-subscription-global-{kind}": str(math.floor(global_left)),
+            f"x-ms-ratelimit-remaining-{level}-{kind}": str(math.floor(own_left)),
+            f"x-ms-ratelimit-remaining-{level}-global-{kind}": str(math.floor(global_left)),
         }
         allowed = (own_ok and global_ok) or not self.enforced
         return allowed, headers, max(own_wait, global_wait)

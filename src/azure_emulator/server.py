@@ -231,7 +231,7 @@ class Server:
             caller = self._authenticate(request)
             segments = [s for s in path.split("/") if s]
             subscription = (
-                segments[1] if len(segments) > 1 and segments[0].lower() == "subscriptions" else "tenant"
+                segments[1] if len(segments) > 1 and segments[0].lower() == "subscriptions" else None
             )
             allowed, rate_headers, wait = self.emulator.knobs.throttle.take(
                 subscription, caller, request.method
@@ -240,10 +240,11 @@ class Server:
             if not allowed:
                 seconds = max(1, math.ceil(wait))
                 kind = behaviour.operation_kind(request.method).removesuffix("s")
+                where = f"subscription '{subscription}'" if subscription else "tenant"
                 raise ArmError(
                     429,
-                    "SubscriptionRequestsThrottled",
-                    f"Number of '{kind}' requests for subscription '{subscription}' actor '{caller}' "
+                    "SubscriptionRequestsThrottled" if subscription else "TenantRequestsThrottled",
+                    f"Number of '{kind}' requests for {where} actor '{caller}' "
                     f"exceeded. Please try again after '{seconds}' seconds after additional tokens are "
                     "available. Refer to https://aka.ms/arm-throttling for additional information.",
                     headers={"Retry-After": str(seconds)},

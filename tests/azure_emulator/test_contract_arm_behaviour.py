@@ -44,6 +44,11 @@ def test_response_headers(azure_emulator: AzureEmulatorInfo, resource_group: str
     assert int(write.headers["x-ms-ratelimit-remaining-subscription-global-writes"]) < 3000
     read = azure_emulator.raw("GET", _identity_url(azure_emulator, resource_group, "headers"))
     assert "x-ms-ratelimit-remaining-subscription-reads" in read.headers
+    tenant_level = azure_emulator.raw(
+        "GET", "/providers/Microsoft.ManagedIdentity/operations?api-version=2024-11-30"
+    )
+    assert tenant_level.status == 200
+    assert "x-ms-ratelimit-remaining-tenant-reads" in tenant_level.headers
 
 
 @pytest.mark.parametrize(

@@ -128,11 +128,23 @@ async def _measure(server: str) -> None:
         print(f"resume a watch across {lines} changes: {backlog_ms:.0f} ms (plus its 1 s timeout)")
 
 
+def _resident_megabytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-kube-emulator-") as directory:
+        started = time.monotonic()
         process, server = _start(Path(directory))
+        print(f"start until ready: {time.monotonic() - started:.2f} s")
         try:
             asyncio.run(_measure(server))
+            print(
+                f"server resident memory with {OBJECTS + 2000} objects: {_resident_megabytes(process.pid):.0f} MB"
+            )
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -259,9 +259,11 @@ class Server:
             )
             reply: Reply = router.handle(self.emulator, arm_request)
         except ArmError as error:
+            log.debug("%s %s -> %s %s", request.method, path, error.status, error.code)
             return _error(error, headers)
         if reply.delay > 0:
             await asyncio.sleep(reply.delay)
+        log.debug("%s %s api-version=%s -> %s", request.method, path, arm_request.api_version, reply.status)
         return _json_response(reply.status, reply.body, {**headers, **reply.headers})
 
     # --- HTTP: managed identity endpoints ----------------------------------------------------------------

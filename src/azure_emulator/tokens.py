@@ -53,10 +53,13 @@ def _b64url_decode(text: str) -> bytes:
 
 
 def audience_of_scope(scope: str) -> str:
-    """`https://management.azure.com/.default` -> `https://management.azure.com/` (the v1 resource)."""
+    """`https://management.azure.com/.default` -> `https://management.azure.com/` (the v1 resource).
+
+    Entra treats `https://management.core.windows.net//.default` (the double slash some tools send) as the
+    same resource, so any run of trailing slashes becomes one."""
     first = scope.split(" ")[0]
     if first.endswith("/.default"):
-        return first[: -len(".default")]
+        return first[: -len("/.default")].rstrip("/") + "/"
     return first
 
 

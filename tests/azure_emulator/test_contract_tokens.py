@@ -148,6 +148,17 @@ def test_arm_rejects_missing_bad_and_foreign_tokens(azure_emulator: AzureEmulato
     assert (wrong_audience.status, wrong_audience.error_code()) == (401, "InvalidAuthenticationTokenAudience")
     ok = azure_emulator.raw("GET", path)
     assert ok.status == 200
+    legacy_scope_token = _token_request(
+        azure_emulator,
+        {
+            "client_id": azure_emulator.client_id,
+            "client_secret": azure_emulator.client_secret,
+            "grant_type": "client_credentials",
+            "scope": "https://management.core.windows.net//.default",
+        },
+    ).body["access_token"]
+    assert _claims(legacy_scope_token)["aud"] == "https://management.core.windows.net/"
+    assert azure_emulator.raw("GET", path, token=legacy_scope_token).status == 200
 
 
 # --- workload identity federation ---------------------------------------------------------------------------

@@ -142,9 +142,8 @@ def main() -> None:
         print(f"start until ready: {time.monotonic() - started:.2f} s")
         try:
             asyncio.run(_measure(server))
-            print(
-                f"server resident memory with {OBJECTS + 2000} objects: {_resident_megabytes(process.pid):.0f} MB"
-            )
+            resident = _resident_megabytes(process.pid)
+            print(f"server resident memory with {OBJECTS + 2000} objects: {resident:.0f} MB")
         finally:
             process.terminate()
             process.wait(timeout=10)

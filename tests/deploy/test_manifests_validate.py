@@ -14,8 +14,18 @@ from pathlib import Path
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
+import yaml
 
-from .manifests import KUSTOMIZATIONS, OPERATOR_NAMESPACE, REPO_ROOT, Manifest, all_of, only, render
+from .manifests import (
+    DEPLOY_DIR,
+    KUSTOMIZATIONS,
+    OPERATOR_NAMESPACE,
+    REPO_ROOT,
+    Manifest,
+    all_of,
+    only,
+    render,
+)
 
 KUBERNETES_VERSION = "1.32.0"
 IMAGE = "ghcr.io/azure-identity-operator/azure-identity-operator:0.1.0"
@@ -105,3 +115,14 @@ def test_namespaced_objects_have_a_namespace(overlay_objects: list[Manifest]) ->
 def test_the_operator_namespace_is_created_first(overlay_objects: list[Manifest]) -> None:
     assert overlay_objects[0]["kind"] == "Namespace"
     assert overlay_objects[0]["metadata"]["name"] == OPERATOR_NAMESPACE
+
+
+def test_every_manifest_under_deploy_is_used() -> None:
+    # A manifest no kustomization lists is never installed: a forgotten file, or a rule that only seems
+    # to be in effect.
+    listed: set[Path] = set()
+    for kustomization in DEPLOY_DIR.rglob("kustomization.yaml"):
+        resources = yaml.safe_load(kustomization.read_text()).get("resources") or []
+        listed |= {(kustomization.parent / resource).resolve() for resource in resources}
+    manifests = {path.resolve() for path in DEPLOY_DIR.rglob("*.yaml") if path.name != "kustomization.yaml"}
+    assert manifests - listed == set()

@@ -22,7 +22,8 @@ from azure_identity_operator.status import outcome, reasons
 
 MAX_CREDENTIALS_PER_IDENTITY = 20
 IDENTITY_GONE_RETRY_SECONDS = 10.0
-DELETION_RETRY_SECONDS = 15.0
+DELETION_RETRY_SECONDS = 5.0
+"""First retry of a deletion Azure refused for a reason the user must fix; doubles up to 5 minutes."""
 
 
 def desired_from_spec(

@@ -27,7 +27,8 @@ GONE_CODES = frozenset(
 )
 """Codes that, when deleting, mean the thing is already gone (with its resource group or subscription)."""
 
-DELETION_RETRY_SECONDS = 15.0
+DELETION_RETRY_SECONDS = 5.0
+"""First retry of a deletion Azure refused for a reason the user must fix; doubles up to 5 minutes."""
 
 
 def desired_from_spec(

@@ -249,7 +249,7 @@ async def _concurrent_writes(info: AzureEmulatorInfo, group: str) -> list[object
             connection_verify=info.ca_file,
         ) as credential,
         AsyncManagedServiceIdentityClient(
-            credential, info.subscription_id, base_url=info.arm_endpoint, connection_verify=info.ca_file
+            credential, info.subscription_id, **info.client_options()
         ) as client,
     ):
         await client.user_assigned_identities.create_or_update(group, "busy", {"location": "westus"})

@@ -377,11 +377,9 @@ async def _operator_style_session(info: AzureEmulatorInfo, group: str) -> dict[s
             disable_instance_discovery=True,
             connection_verify=info.ca_file,
         ) as credential,
-        AsyncResourceManagementClient(
-            credential, info.subscription_id, base_url=info.arm_endpoint, connection_verify=info.ca_file
-        ) as resources,
+        AsyncResourceManagementClient(credential, info.subscription_id, **info.client_options()) as resources,
         AsyncAuthorizationManagementClient(
-            credential, info.subscription_id, base_url=info.arm_endpoint, connection_verify=info.ca_file
+            credential, info.subscription_id, **info.client_options()
         ) as authorization,
     ):
         provider = await resources.providers.get("Microsoft.Compute")

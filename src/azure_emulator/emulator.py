@@ -38,9 +38,6 @@ class Emulator:
 
     # --- principals ------------------------------------------------------------------------------------
 
-    def principal_exists(self, object_id: str) -> bool:
-        return object_id.lower() in self.world.principals
-
     def principal_replicated(self, object_id: str) -> bool:
         """Whether the directory lookup ARM does for a role assignment would find this principal yet."""
         principal = self.world.principals.get(object_id.lower())

@@ -9,6 +9,7 @@ CEL rules (transition rules see `oldSelf` on updates).
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import math
 import re
@@ -196,6 +197,40 @@ def _type_matches(value: Any, expected: str, schema: Mapping[str, Any]) -> bool:
     return True
 
 
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
+)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+
+
+def _format_holds(format_name: str, value: str) -> bool:
+    """The string formats kube-apiserver checks (go-openapi strfmt); unknown formats pass, as there."""
+    if format_name in ("date-time", "datetime"):
+        return bool(_DATE_TIME.match(value))
+    if format_name == "date":
+        return bool(_DATE.match(value))
+    if format_name in ("uuid", "uuid3", "uuid4", "uuid5"):
+        return bool(_UUID.match(value))
+    if format_name == "hostname":
+        return bool(_HOSTNAME.match(value))
+    if format_name == "byte":
+        return len(value) % 4 == 0 and bool(_BASE64.match(value))
+    if format_name in ("ipv4", "ipv6", "cidr"):
+        try:
+            if format_name == "cidr":
+                ipaddress.ip_network(value, strict=False)
+            else:
+                address = ipaddress.ip_address(value)
+                return address.version == (4 if format_name == "ipv4" else 6)
+        except ValueError:
+            return False
+        return True
+    return True
+
+
 class Validator:
     """Validates one object against one schema; collects every error, as kube-apiserver reports them all."""
 
@@ -238,6 +273,11 @@ class Validator:
         self._combinators(value, schema, path)
 
     def _numbers(self, value: float, schema: Mapping[str, Any], path: str) -> None:
+        limit = {"int32": 2**31, "int64": 2**63}.get(str(schema.get("format")))
+        if limit is not None and not -limit <= value < limit:
+            self._invalid(
+                path, value, f"{path} in body must be of type {schema['format']}: {json.dumps(value)}"
+            )
         if "minimum" in schema:
             minimum = schema["minimum"]
             if schema.get("exclusiveMinimum") and value <= minimum:
@@ -265,6 +305,9 @@ class Validator:
             self._invalid(path, value, f"{path} in body should be at least {schema['minLength']} chars long")
         if "pattern" in schema and not _pattern(schema["pattern"]).search(value):
             self._invalid(path, value, f"{path} in body should match '{schema['pattern']}'")
+        format_name = schema.get("format")
+        if isinstance(format_name, str) and not _format_holds(format_name, value):
+            self._invalid(path, value, f"{path} in body must be of type {format_name}: {json.dumps(value)}")
 
     def _arrays(self, value: list[Any], schema: Mapping[str, Any], path: str) -> None:
         if "maxItems" in schema and len(value) > schema["maxItems"]:

@@ -4,6 +4,7 @@ rules CRDs of this project use (transition rules with oldSelf, one-of, regex, si
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -155,4 +156,26 @@ def test_updates_ratchet_values_that_were_stored_before() -> None:
     updated["spec"]["replicas"] = 8
     assert messages(updated, old) == [
         "spec.replicas: Invalid value: 8: spec.replicas in body should be less than or equal to 5"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field_schema", "good", "bad"),
+    [
+        ({"type": "string", "format": "date-time"}, "2026-01-02T03:04:05.123456+00:00", "yesterday"),
+        ({"type": "string", "format": "uuid"}, "6f1c2a4e-0000-4000-8000-000000000001", "not-a-uuid"),
+        ({"type": "string", "format": "byte"}, "aGVsbG8=", "not base64!"),
+        ({"type": "integer", "format": "int32"}, 2**31 - 1, 2**31),
+    ],
+)
+def test_formats_are_checked(field_schema: dict[str, Any], good: Any, bad: Any) -> None:
+    document = {
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": {"x": field_schema}}},
+    }
+    assert schema.process(resource(x=good), document, None)[1] == []
+    _unknown, errors = schema.process(resource(x=bad), document, None)
+    assert [error.render() for error in errors] == [
+        f"spec.x: Invalid value: {json.dumps(bad)}: spec.x in body must be of type {field_schema['format']}: "
+        f"{json.dumps(bad)}"
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from azure.mgmt.msi import models
+import azure.mgmt.msi.models as models
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient
 
 from azure_identity_operator.arm.errors import ArmError

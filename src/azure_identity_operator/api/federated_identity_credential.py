@@ -46,7 +46,6 @@ class DesiredCredential:
     issuer: str
     subject: str
     audiences: tuple[str, ...]
-    deletion_policy: DeletionPolicy
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> FederatedIdentityCredentialSpec:
@@ -96,5 +95,4 @@ def desired_credential(
         issuer=issuer,
         subject=subject,
         audiences=audiences,
-        deletion_policy=spec.deletion_policy,
     )

@@ -17,9 +17,6 @@ from pydantic.alias_generators import to_camel
 
 DeletionPolicy = Literal["Delete", "Orphan"]
 
-EXPORT_KEYS = ("clientId", "principalId", "tenantId", "resourceId")
-"""The keys `spec.exportTo.configMap` receives, in this order."""
-
 
 class InvalidSpecError(ValueError):
     """The spec cannot be acted on; the message names the field and what it expects."""
@@ -62,8 +59,6 @@ class DesiredIdentity:
     name: str
     location: str
     tags: Mapping[str, str]
-    deletion_policy: DeletionPolicy
-    export_config_map: str | None
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> UserAssignedIdentitySpec:
@@ -82,10 +77,6 @@ def desired_identity(
         name=(spec.azure_name or object_name).strip(),
         location=spec.location.strip(),
         tags=dict(spec.tags),
-        deletion_policy=spec.deletion_policy,
-        export_config_map=spec.export_to.config_map.name
-        if spec.export_to and spec.export_to.config_map
-        else None,
     )
 
 

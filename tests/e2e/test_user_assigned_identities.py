@@ -127,11 +127,14 @@ def test_tag_update_and_drift_are_repaired(
     resource_group: str,
     msi_client: ManagedServiceIdentityClient,
 ) -> None:
-    apply(kube_emulator, namespace, identity_manifest("orders", resource_group))
+    export = "  exportTo:\n    configMap:\n      name: orders-identity\n"
+    apply(kube_emulator, namespace, identity_manifest("orders", resource_group, export))
     first = wait_ready(kube_emulator, namespace, "uai/orders")["status"]
 
     apply(
-        kube_emulator, namespace, identity_manifest("orders", resource_group, tags="team: orders, env: prod")
+        kube_emulator,
+        namespace,
+        identity_manifest("orders", resource_group, export, tags="team: orders, env: prod"),
     )
     wait_for(
         lambda: (
@@ -177,6 +180,15 @@ def test_tag_update_and_drift_are_repaired(
     assert recreated["status"]["clientId"] == identity.client_id
     assert ready_condition(recreated)["status"] == "True"
     assert identity_names(msi_client, resource_group) == ["orders"]
+    # The exported IDs follow the new identity.
+    wait_object(
+        kube_emulator,
+        namespace,
+        "configmap/orders-identity",
+        lambda cm: bool(cm["data"]["principalId"] == identity.principal_id),
+        timeout=10,
+        what="the ConfigMap to carry the new principal",
+    )
 
 
 def test_an_existing_identity_is_adopted_with_its_ids(

@@ -25,6 +25,15 @@ KUSTOMIZATIONS = (
     *(DEPLOY_DIR / "overlays" / name for name in OVERLAYS),
 )
 
+GROUP = "identityoperator.dev"
+KINDS = (
+    "userassignedidentities",
+    "federatedidentitycredentials",
+    "roleassignments",
+    "systemassignedidentities",
+)
+"""The operator's kinds (plural names), as its RBAC grants them."""
+
 OPERATOR_NAMESPACE = "azure-identity-operator"
 OPERATOR_NAME = "azure-identity-operator"
 

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .manifests import CRDS_DIR, OVERLAYS, Manifest, all_of
-from .test_rbac import KINDS
-
-GROUP = "identityoperator.dev"
+from .manifests import CRDS_DIR, GROUP, KINDS, OVERLAYS, Manifest, all_of
 
 
 def crd_files() -> list[Path]:

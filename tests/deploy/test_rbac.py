@@ -11,18 +11,10 @@ from __future__ import annotations
 
 import re
 
-from .manifests import DEPLOY_DIR, OPERATOR_NAME, OPERATOR_NAMESPACE, Manifest, all_of, only
+from .manifests import DEPLOY_DIR, GROUP, KINDS, OPERATOR_NAME, OPERATOR_NAMESPACE, Manifest, all_of, only
 
 Permission = tuple[str, str, str]
 """(API group, resource or resource/subresource, verb)"""
-
-GROUP = "identityoperator.dev"
-KINDS = (
-    "userassignedidentities",
-    "federatedidentitycredentials",
-    "roleassignments",
-    "systemassignedidentities",
-)
 
 
 def grants(group: str, resources: list[str], verbs: list[str]) -> set[Permission]:

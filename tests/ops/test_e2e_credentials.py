@@ -152,27 +152,27 @@ def test_client_secret_and_a_wrong_one(
     resource_group: str,
     ops_namespace: str,
 ) -> None:
+    # Two operators at once, each serving its own namespace: one with the right secret, one with a wrong one.
+    wrong_namespace = f"{ops_namespace}-wrong"
+    ops_kube.kubectl("create", "namespace", wrong_namespace)
+    wrong_secret = "wrong-" + azure_emulator.client_secret[::-1]
     good = start_operator(
         "client-secret",
         env=operator_base_env(azure_emulator, ops_kube),
         args=["--verbose", "--log-format=json", "-n", ops_namespace],
     )
-    name = declare_identity(ops_kube, ops_namespace, resource_group)
-    wait_ready(ops_kube, ops_namespace, name)
-    assert msi_client.user_assigned_identities.get(resource_group, name).client_id
-    good.stop()
-    assert azure_emulator.client_secret not in good.log_text()
-
-    wrong_secret = "wrong-" + azure_emulator.client_secret[::-1]
     bad = start_operator(
         "wrong-secret",
         env=operator_base_env(azure_emulator, ops_kube, AZURE_CLIENT_SECRET=wrong_secret),
-        args=["--verbose", "-n", ops_namespace],
+        args=["--verbose", "-n", wrong_namespace],
     )
-    other = declare_identity(ops_kube, ops_namespace, resource_group)
+    name = declare_identity(ops_kube, ops_namespace, resource_group)
+    other = declare_identity(ops_kube, wrong_namespace, resource_group)
+    wait_ready(ops_kube, ops_namespace, name)
+    assert msi_client.user_assigned_identities.get(resource_group, name).client_id
 
     def failed_condition() -> dict[str, str] | None:
-        condition = ready_condition(get_object(ops_kube, ops_namespace, other))
+        condition = ready_condition(get_object(ops_kube, wrong_namespace, other))
         return dict(condition) if condition and condition.get("status") == "False" else None
 
     condition = eventually(failed_condition, timeout=30, what="Ready=False with the wrong secret")
@@ -180,5 +180,6 @@ def test_client_secret_and_a_wrong_one(
     assert "invalid_client AADSTS7000215: Invalid client secret provided." in condition["message"]
     assert bad.process is not None
     assert bad.process.poll() is None, "the operator keeps running"
+    assert azure_emulator.client_secret not in good.log_text()
     assert wrong_secret not in bad.log_text()
     assert wrong_secret not in condition["message"]

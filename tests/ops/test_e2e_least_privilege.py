@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -62,13 +63,29 @@ def audit_records(kube: KubeEmulatorInfo) -> list[dict[str, Any]]:
     return records
 
 
-def used(records: Iterable[dict[str, Any]], *, namespaced: bool) -> set[Permission]:
-    """Permissions the operator's own requests needed (kubectl's, and discovery, need none of ours)."""
+def settled_audit_records(kube: KubeEmulatorInfo, since: int) -> list[dict[str, Any]]:
+    """The records after `since`, once the server has also recorded the watches the stopped operator ended
+    (a watch is recorded when its stream closes)."""
+    previous = -1
+    deadline = time.monotonic() + 10
+    while True:
+        records = audit_records(kube)[since:]
+        # Reading the audit log is a request too (kubectl's): count only the others.
+        count = sum(1 for record in records if not record["userAgent"].startswith("kubectl"))
+        if count == previous or time.monotonic() > deadline:
+            return records
+        previous = count
+        time.sleep(0.5)
+
+
+def used(records: Iterable[dict[str, Any]], *, namespaced: bool, namespace: str) -> set[Permission]:
+    """Permissions the operator's own requests needed (kubectl's, and discovery, need none of ours), in
+    `namespace` or at cluster scope: requests in other namespaces are other tests' operators ending."""
     found: set[Permission] = set()
     for record in records:
         if record["userAgent"].startswith("kubectl") or not record["resource"]:
             continue
-        if bool(record["namespace"]) != namespaced:
+        if record["namespace"] not in ("", namespace) or bool(record["namespace"]) != namespaced:
             continue
         resource = record["resource"] + (f"/{record['subresource']}" if record["subresource"] else "")
         found.add((record["apiGroup"], resource, record["verb"]))
@@ -182,18 +199,18 @@ def test_namespaced_installation_grants_exactly_what_the_operator_uses(
     operator.wait_ready()
     run_scenario(ops_kube, ops_namespace, resource_group)
     operator.stop()
-    records = audit_records(ops_kube)[before:]
+    records = settled_audit_records(ops_kube, before)
     assert {
         r["namespace"] for r in records if r["namespace"] and not r["userAgent"].startswith("kubectl")
     } == {ops_namespace}
     # Every watched namespace's Role is the same; one stands for all.
     compare(
-        used_permissions=used(records, namespaced=True),
+        used_permissions=used(records, namespaced=True, namespace=ops_namespace),
         granted_permissions=granted(roles[:1]),
         where="namespaced overlay, Role in each watched namespace",
     )
     compare(
-        used_permissions=used(records, namespaced=False),
+        used_permissions=used(records, namespaced=False, namespace=ops_namespace),
         granted_permissions=granted(cluster_roles),
         where="namespaced overlay, ClusterRole",
     )
@@ -227,10 +244,11 @@ def test_cluster_wide_installation_grants_exactly_what_the_operator_uses(
     operator.wait_ready()
     run_scenario(ops_kube, ops_namespace, resource_group)
     operator.stop()
-    records = audit_records(ops_kube)[before:]
+    records = settled_audit_records(ops_kube, before)
     # A ClusterRole grants in every namespace: the namespaced and cluster-scoped calls together.
     compare(
-        used_permissions=used(records, namespaced=True) | used(records, namespaced=False),
+        used_permissions=used(records, namespaced=True, namespace=ops_namespace)
+        | used(records, namespaced=False, namespace=ops_namespace),
         granted_permissions=granted(cluster_roles),
         where="cluster-wide overlay, ClusterRole",
     )

@@ -301,3 +301,24 @@ def test_blocked_cleanup_retries_and_explains(port: FakeIdentityPort) -> None:
     assert blocked is not None
     assert blocked.reason == reasons.DELETION_BLOCKED
     assert blocked.retry_after
+
+
+def test_cleanup_never_deletes_a_same_named_credential_it_never_wrote(port: FakeIdentityPort) -> None:
+    asyncio.run(
+        port.create_or_update_federated_credential(
+            IDENTITY, name="api", issuer="https://elsewhere.example", subject="theirs", audiences=["a"]
+        )
+    )
+    obj = Object(port, spec())  # deleted before it ever reconciled: nothing recorded
+    assert obj.cleanup(snapshot(port)) is None
+    assert [c.subject for c in port.credentials(IDENTITY)] == ["theirs"]
+
+
+def test_cleanup_after_a_crash_before_the_status_write_deletes_the_matching_credential(
+    port: FakeIdentityPort,
+) -> None:
+    obj = Object(port, spec())
+    obj.reconcile(snapshot(port))
+    obj.status = {}  # the status write never happened
+    assert obj.cleanup(snapshot(port)) is None
+    assert port.credentials(IDENTITY) == []

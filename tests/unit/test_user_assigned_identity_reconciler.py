@@ -258,3 +258,22 @@ def test_blocked_cleanup_explains_itself_and_retries() -> None:
     assert "denied" in blocked.message
     assert "Orphan" in blocked.message
     assert port.identity(REF) is not None
+
+
+def test_cleanup_never_deletes_a_same_named_identity_it_never_owned() -> None:
+    port = FakeIdentityPort()
+    port.put_identity_directly(REF, location="eastus", tags={})
+    obj = Object(port, spec())  # westeurope: a Conflict, nothing recorded
+    assert obj.reconcile().reason == reasons.CONFLICT
+    assert "id" not in obj.status
+    assert obj.cleanup() is None
+    assert port.identity(REF) is not None
+    assert port.writes == []
+
+
+def test_cleanup_after_a_crash_before_the_status_write_deletes_the_matching_identity() -> None:
+    port = FakeIdentityPort()
+    asyncio.run(port.create_or_update_identity(REF, location="westeurope", tags={"team": "pay"}))
+    obj = Object(port, spec())  # the status write never happened
+    assert obj.cleanup() is None
+    assert port.identity(REF) is None

@@ -161,6 +161,18 @@ async def cleanup(
         # Nothing was ever written for this object: no identity to hold a credential.
         return None
     try:
+        if not status.get("id"):
+            # Nothing recorded: the operator may have stopped between Azure's write and the status write,
+            # or never wrote at all (a Conflict, a limit). Delete only a credential that matches the spec.
+            try:
+                desired = desired_from_spec(
+                    spec, object_name=object_name, namespace=namespace, default_issuer=default_issuer
+                )
+            except InvalidSpecError:
+                return None
+            current = await port.get_federated_credential(ref, name)
+            if current is None or not _matches(current, desired):
+                return None
         await port.delete_federated_credential(ref, name)
     except errors.ArmError as error:
         if error.code in GONE_CODES or error.status == 404:

@@ -98,7 +98,6 @@ async def reconcile(
             reasons.CONFLICT,
             f"{where} already exists in location {current.location!r}, not {desired.location!r}; "
             "an identity cannot move: set spec.location to its location or choose another spec.azureName",
-            observed=_observed(current, default_tenant_id, adopted),
         )
     if dict(current.tags) != dict(desired.tags):
         try:
@@ -128,20 +127,33 @@ async def cleanup(
         parsed = None
     if parsed is not None and parsed.deletion_policy == "Orphan":
         return None
-    ref = _owned_ref(
-        spec, object_name=object_name, default_subscription_id=default_subscription_id, status=status
-    )
-    if ref is None:
-        return None
     try:
+        ref = _recorded_ref(status)
+        if ref is None:
+            # Nothing recorded: the operator may have stopped between Azure's create and the status write,
+            # or the object never took the identity over (a Conflict). Delete only an identity that
+            # matches the spec, never one that merely shares the name.
+            try:
+                desired = desired_from_spec(
+                    spec, object_name=object_name, default_subscription_id=default_subscription_id
+                )
+            except api.InvalidSpecError:
+                return None
+            ref = identity_ref(desired)
+            current = await port.get_identity(ref)
+            if current is None or _normalized_location(current.location) != _normalized_location(
+                desired.location
+            ):
+                return None
         await port.delete_identity(ref)
     except errors.ArmError as error:
         if error.code in GONE_CODES or error.status == 404:
             return None
         retry = errors.outcome_for(error, action="").retry_after
+        where = f"identity {ref.name!r} in resource group {ref.resource_group!r}" if ref else "the identity"
         return outcome.not_ready(
             reasons.DELETION_BLOCKED,
-            f"deleting identity {ref.name!r} in resource group {ref.resource_group!r}: {error}; "
+            f"deleting {where}: {error}; "
             "the object keeps its finalizer until Azure confirms the deletion "
             "(or set spec.deletionPolicy: Orphan to leave the identity in Azure)",
             retry_after=retry or DELETION_RETRY_SECONDS,
@@ -149,29 +161,18 @@ async def cleanup(
     return None
 
 
-def _owned_ref(
-    spec: Mapping[str, Any] | None,
-    *,
-    object_name: str,
-    default_subscription_id: str,
-    status: Mapping[str, Any],
-) -> IdentityRef | None:
-    """The identity this object owns: the one its status records, else the one its spec names."""
+def _recorded_ref(status: Mapping[str, Any]) -> IdentityRef | None:
+    """The identity the object's status records as its own."""
     recorded = status.get("id")
-    if isinstance(recorded, str) and recorded:
-        try:
-            parsed = ids.parse_resource_id(recorded)
-        except ids.InvalidResourceId:
-            parsed = None
-        if parsed is not None and parsed.resource_group and parsed.names:
-            return IdentityRef(parsed.subscription_id, parsed.resource_group, parsed.names[-1])
-    try:
-        desired = desired_from_spec(
-            spec, object_name=object_name, default_subscription_id=default_subscription_id
-        )
-    except api.InvalidSpecError:
+    if not isinstance(recorded, str) or not recorded:
         return None
-    return identity_ref(desired)
+    try:
+        parsed = ids.parse_resource_id(recorded)
+    except ids.InvalidResourceId:
+        return None
+    if parsed.resource_group is None or not parsed.names:
+        return None
+    return IdentityRef(parsed.subscription_id, parsed.resource_group, parsed.names[-1])
 
 
 def _explained(error: errors.ArmError, *, action: str, desired: api.DesiredIdentity) -> outcome.Outcome:

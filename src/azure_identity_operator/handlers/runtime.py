@@ -44,6 +44,26 @@ def object_lock(uid: str) -> asyncio.Lock:
     return lock
 
 
+def _lock_key(body: kopf.Body) -> str:
+    return body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
+
+
+async def drift_check_due(body: kopf.Body) -> bool:
+    """Whether a drift timer should reconcile `body` now.
+
+    It waits for any reconcile of the object in progress, then says yes only when the status of the live
+    body is current (`observedGeneration` equals `generation`). Otherwise a change handler is in charge
+    and the status it just wrote has not reached this body yet: a reconcile from it would start from
+    outdated status (and, for instance, take an identity it has just created for an adopted one).
+    """
+    async with object_lock(_lock_key(body)):
+        pass
+    if body.metadata.get("deletionTimestamp"):
+        return False
+    status = body.get("status") or {}
+    return bool(status.get("observedGeneration") == body.metadata.get("generation"))
+
+
 def backoff_delay(result: outcome.Outcome, retry: int) -> float:
     assert result.retry_after is not None
     if result.reason == reasons.THROTTLED:
@@ -63,7 +83,7 @@ async def reconcile_and_report(
     """Run one reconcile of `body` and report it; `action` names it in messages ("creating the identity")."""
     kind = str(body.get("kind") or "")
     with observability_logging.bind_object(kind, body.metadata.namespace, body.metadata.name or ""):
-        async with object_lock(body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"):
+        async with object_lock(_lock_key(body)):
             started = time.monotonic()
             try:
                 result = await run()

@@ -73,7 +73,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         stopped = kwargs.get("stopped")
         if stopped is not None and await stopped.wait(random.uniform(0, 2 * DRIFT_JITTER * interval)):
             return
-        if body.metadata.get("deletionTimestamp"):
+        if not await runtime.drift_check_due(body):
             return
         await reconcile(body, patch, logger, int(kwargs.get("retry") or 0))
 

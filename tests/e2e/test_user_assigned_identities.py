@@ -235,6 +235,21 @@ def test_bad_input_is_explained_in_the_condition_and_an_event(
     wait_ready(kube_emulator, namespace, "uai/early", timeout=4 * operator.sync_interval)
     assert identity_names(msi_client, missing_group) == ["early"]
 
+    # A subscription Azure does not know.
+    elsewhere = "  subscriptionId: 0b1f6471-1bf0-4dda-aec3-111122223333\n"
+    apply(kube_emulator, namespace, identity_manifest("elsewhere", resource_group, elsewhere))
+    body = wait_object(
+        kube_emulator,
+        namespace,
+        "uai/elsewhere",
+        lambda b: ready_condition(b).get("status") == "False",
+        what="the unknown subscription to be reported",
+    )
+    condition = ready_condition(body)
+    assert condition["reason"] in ("InvalidSpec", "AuthorizationFailed"), condition
+    assert "0b1f6471-1bf0-4dda-aec3-111122223333" in condition["message"]
+    assert condition["reason"] in [e["reason"] for e in events_for(kube_emulator, namespace, "elsewhere")]
+
     # Immutable fields are refused at admission, with the rule's message.
     for patch, needle in [
         ({"spec": {"location": "eastus"}}, "location is immutable"),

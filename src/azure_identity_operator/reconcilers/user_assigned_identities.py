@@ -185,6 +185,13 @@ def _explained(error: errors.ArmError, *, action: str, desired: api.DesiredIdent
             f"{desired.subscription_id} or correct spec.resourceGroup",
             retry_after=result.retry_after,
         )
+    if error.code in ("SubscriptionNotFound", "InvalidSubscriptionId"):
+        return outcome.not_ready(
+            result.reason,
+            f"{result.message}. Correct spec.subscriptionId (it defaults to the operator's "
+            "AZURE_SUBSCRIPTION_ID) or give the operator access to that subscription",
+            retry_after=result.retry_after,
+        )
     return result
 
 

@@ -149,7 +149,8 @@ class KubeApiServer:
                 ).status(),
                 status=500,
             )
-        self._audit(request, response.status)
+        if not request.get("audited"):
+            self._audit(request, response.status)
         return response
 
     def _audit(self, request: web.Request, code: int) -> None:
@@ -547,6 +548,10 @@ class KubeApiServer:
                 "BOOKMARK", {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": metadata}
             )
 
+        # A watch is audited when its response starts (kube-apiserver's ResponseStarted stage), not when
+        # it ends: a watch can outlive its client by a second, and its record belongs to when it began.
+        self._audit(request, 200)
+        request["audited"] = True
         try:
             await response.prepare(request)
             if expired is not None:

@@ -456,6 +456,10 @@ def test_watch_with_initial_events_and_end_of_watch_when_the_client_leaves(
     assert marker["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     _, during = http(kube_emulator, "GET", "/debug/stats")
     assert during["watchers"] == before["watchers"] + 1
+    _, audit = http(kube_emulator, "GET", "/debug/audit")
+    assert any(r["verb"] == "watch" and r["namespace"] == namespace for r in audit["records"]), (
+        "an open watch is already in the audit log"
+    )
     response.close()
     deadline = time.monotonic() + 5
     while http(kube_emulator, "GET", "/debug/stats")[1]["watchers"] > before["watchers"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from azure_emulator import assertions, behaviour, rbac, state, tokens
@@ -57,6 +58,23 @@ class Emulator:
 
     def is_allowed(self, object_id: str, action: str, scope: str) -> bool:
         return rbac.is_allowed(self.role_guids_for(object_id, scope), action)
+
+    def list_filter(self, object_id: str, action: str, scope: str) -> Callable[[str, str], bool]:
+        """Which items of a list at `scope` the caller sees, as `(item read action, item id) -> bool`.
+
+        ARM lists everything when the caller may read at the list's scope; when it may not, but holds some
+        assignment below that scope, the list is filtered to the items it may read; with no access at all
+        the list is refused (AuthorizationFailed).
+        """
+        if self.is_allowed(object_id, action, scope):
+            return lambda item_action, item_id: True
+        lowered = object_id.lower()
+        if not any(
+            a.principal_id.lower() == lowered and rbac.scope_covers(scope, a.scope)
+            for a in self.world.role_assignments.values()
+        ):
+            self.authorize(object_id, action, scope)
+        return lambda item_action, item_id: self.is_allowed(object_id, item_action, item_id)
 
     def authorize(self, object_id: str, action: str, scope: str) -> None:
         if not self.is_allowed(object_id, action, scope):

@@ -482,3 +482,41 @@ def test_linked_authorization_to_attach_an_identity(
             "bad",
             {"role_definition_id": _role_id(azure_emulator, READER), "principal_id": operator.object_id},
         )
+
+
+def test_lists_are_filtered_to_what_the_caller_may_read(
+    azure_emulator: AzureEmulatorInfo,
+    authorization_client: AuthorizationManagementClient,
+    msi_client: ManagedServiceIdentityClient,
+    resource_group: str,
+) -> None:
+    visible = msi_client.user_assigned_identities.create_or_update(
+        resource_group, "in-view", {"location": "westus"}
+    )
+    hidden_group = f"rg-hidden-{uuid.uuid4().hex[:6]}"
+    azure_emulator.raw(
+        "PUT",
+        f"/subscriptions/{azure_emulator.subscription_id}/resourcegroups/{hidden_group}?api-version=2022-09-01",
+        {"location": "westus"},
+    )
+    msi_client.user_assigned_identities.create_or_update(hidden_group, "out-of-view", {"location": "westus"})
+    viewer = azure_emulator.create_service_principal("group-reader")
+    token = azure_emulator.bearer_token(viewer.client_id, viewer.client_secret)
+    subscription = f"/subscriptions/{azure_emulator.subscription_id}"
+    groups_url = f"{subscription}/resourcegroups?api-version=2022-09-01"
+    identities_url = (
+        f"{subscription}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2024-11-30"
+    )
+
+    nothing = azure_emulator.raw("GET", groups_url, token=token)
+    assert (nothing.status, nothing.error_code()) == (403, "AuthorizationFailed")
+    authorization_client.role_assignments.create(
+        _group_scope(azure_emulator, resource_group),
+        str(uuid.uuid4()),
+        {"role_definition_id": _role_id(azure_emulator, READER), "principal_id": viewer.object_id},
+    )
+    groups = azure_emulator.raw("GET", groups_url, token=token)
+    assert groups.status == 200
+    assert [g["name"] for g in groups.body["value"]] == [resource_group]
+    identities = azure_emulator.raw("GET", identities_url, token=token)
+    assert [i["id"] for i in identities.body["value"]] == [visible.id]

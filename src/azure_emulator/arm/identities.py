@@ -25,7 +25,7 @@ from azure_emulator.arm.http import (
     parse_tags,
     required_location,
 )
-from azure_emulator.arm.resources import TypedPath, require_group
+from azure_emulator.arm.resources import TypedPath, Visible, require_group
 from azure_emulator.emulator import Emulator
 from azure_emulator.errors import ArmError, bad_request, conflict, not_found, resource_not_found
 
@@ -153,7 +153,7 @@ def _put_identity(
 
 
 def list_identities(
-    emulator: Emulator, request: Request, scope_prefix: str, resource_group: str | None
+    emulator: Emulator, request: Request, scope_prefix: str, resource_group: str | None, visible: Visible
 ) -> Reply:
     if resource_group is not None:
         require_group(emulator, emulator.world.subscription_id, resource_group)
@@ -161,7 +161,7 @@ def list_identities(
     items = [
         r
         for key, r in sorted(emulator.world.resources.items())
-        if r.type == IDENTITY_TYPE and key.startswith(prefix)
+        if r.type == IDENTITY_TYPE and key.startswith(prefix) and visible(f"{IDENTITY_TYPE}/read", r.id)
     ]
     return page(request, items, lambda r: _render_identity(r, request.api_version), emulator.knobs.page_size)
 

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from azure_emulator import catalog, state
@@ -36,6 +37,8 @@ from azure_emulator.errors import (
     resource_not_found,
 )
 
+# Whether the caller sees one item of a list: (the item's read action, its id) -> bool.
+Visible = Callable[[str, str], bool]
 _RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$", re.UNICODE)
 # Top-level fields every tracked resource has; anything else the caller sends (kind, sku...) is echoed.
 _ENVELOPE_FIELDS = frozenset({"id", "name", "type", "location", "tags", "properties", "identity"})
@@ -172,8 +175,14 @@ def require_group(emulator: Emulator, subscription_id: str, name: str) -> state.
     return group
 
 
-def list_groups(emulator: Emulator, request: Request) -> Reply:
-    groups = sorted(emulator.world.resource_groups.values(), key=lambda g: g.name.lower())
+GROUP_READ = "Microsoft.Resources/subscriptions/resourceGroups/read"
+
+
+def list_groups(emulator: Emulator, request: Request, visible: Visible) -> Reply:
+    groups = sorted(
+        (g for g in emulator.world.resource_groups.values() if visible(GROUP_READ, g.id)),
+        key=lambda g: g.name.lower(),
+    )
     return page(request, groups, _render_group, emulator.knobs.page_size)
 
 
@@ -458,13 +467,17 @@ def operation_status(emulator: Emulator, request: Request, operation_id: str) ->
     )
 
 
-def list_resources(emulator: Emulator, request: Request, typed: TypedPath | None, scope_prefix: str) -> Reply:
+def list_resources(
+    emulator: Emulator, request: Request, typed: TypedPath | None, scope_prefix: str, visible: Visible
+) -> Reply:
     """Resources of one type (or of every type, `typed` None) whose id starts with `scope_prefix`."""
     prefix = scope_prefix.lower() + "/"
     items = [
         r
         for key, r in sorted(emulator.world.resources.items())
-        if key.startswith(prefix) and (typed is None or r.type.lower() == typed.full_type.lower())
+        if key.startswith(prefix)
+        and (typed is None or r.type.lower() == typed.full_type.lower())
+        and visible(f"{r.type}/read", r.id)
     ]
     if typed is not None and typed.path.names:  # children of one parent (slots of a site)
         parent_prefix = typed.path.parent()

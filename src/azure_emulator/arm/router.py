@@ -144,9 +144,9 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
     if lowered[2] == "resourcegroups":
         if len(lowered) == 3:
             require_api_version(request, catalog.RESOURCES_API_VERSIONS)
-            authorize("Microsoft.Resources/subscriptions/resourceGroups/read", subscription_scope)
+            visible = emulator.list_filter(caller, resources.GROUP_READ, subscription_scope)
             _read_only(request)
-            return resources.list_groups(emulator, request)
+            return resources.list_groups(emulator, request, visible)
         group_scope = f"{subscription_scope}/resourceGroups/{segments[3]}"
         if len(lowered) == 4:
             require_api_version(request, catalog.RESOURCES_API_VERSIONS)
@@ -156,10 +156,12 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
             return resources.resource_group(emulator, request, subscription, segments[3])
         if len(lowered) == 5 and lowered[4] == "resources":
             require_api_version(request, catalog.RESOURCES_API_VERSIONS)
-            authorize("Microsoft.Resources/subscriptions/resourceGroups/resources/read", group_scope)
+            visible = emulator.list_filter(
+                caller, "Microsoft.Resources/subscriptions/resourceGroups/resources/read", group_scope
+            )
             _read_only(request)
             resources.require_group(emulator, subscription, segments[3])
-            return resources.list_resources(emulator, request, None, group_scope)
+            return resources.list_resources(emulator, request, None, group_scope, visible)
         path = paths.parse_resource_path(segments)
         if path is not None:
             return _resource(emulator, request, path, authorize)
@@ -198,11 +200,13 @@ def _subscription_providers(
         path = paths.ResourcePath(segments[1], "", namespace, (segments[4],), ())
         typed = resources.resolve_type(path, request.api_version)
         require_api_version(request, typed.info.api_versions, type_name=typed.full_type)
-        authorize(f"{typed.full_type}/read", subscription_scope)
+        visible = emulator.list_filter(
+            request.caller_object_id, f"{typed.full_type}/read", subscription_scope
+        )
         _read_only(request)
         if typed.full_type == identities.IDENTITY_TYPE:
-            return identities.list_identities(emulator, request, subscription_scope, None)
-        return resources.list_resources(emulator, request, typed, subscription_scope)
+            return identities.list_identities(emulator, request, subscription_scope, None, visible)
+        return resources.list_resources(emulator, request, typed, subscription_scope, visible)
     raise _no_route(request)
 
 
@@ -221,14 +225,18 @@ def _resource(
     if path.is_collection:
         parent = path.parent()
         scope = parent.resource_id() if parent is not None else path.resource_group_id
-        authorize(f"{typed.full_type}/read", scope)
+        if typed.full_type == identities.FIC_TYPE:
+            authorize(f"{typed.full_type}/read", scope)
+            _read_only(request)
+            return identities.federated_credentials(emulator, request, typed)
+        visible = emulator.list_filter(request.caller_object_id, f"{typed.full_type}/read", scope)
         _read_only(request)
         if typed.full_type == identities.IDENTITY_TYPE:
-            return identities.list_identities(emulator, request, path.resource_group_id, path.resource_group)
-        if typed.full_type == identities.FIC_TYPE:
-            return identities.federated_credentials(emulator, request, typed)
+            return identities.list_identities(
+                emulator, request, path.resource_group_id, path.resource_group, visible
+            )
         resources.require_group(emulator, path.subscription_id, path.resource_group)
-        return resources.list_resources(emulator, request, typed, path.resource_group_id)
+        return resources.list_resources(emulator, request, typed, path.resource_group_id, visible)
     authorize(f"{typed.full_type}/{_verb(request.method)}", path.resource_id())
     if typed.full_type == identities.IDENTITY_TYPE:
         return identities.user_assigned_identity(emulator, request, typed)

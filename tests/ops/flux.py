@@ -52,3 +52,22 @@ class FluxHealthCheck:
             if bool(result):
                 return status
         return "InProgress"
+
+
+def kstatus(obj: Mapping[str, Any]) -> str:
+    """kstatus' generic rules for a custom resource, as Flux applies them without health check expressions
+    (sigs.k8s.io/cli-utils/pkg/kstatus): deletion, then a stale `observedGeneration`, then the
+    abnormal-true conditions `Reconciling` (InProgress) and `Stalled` (Failed); otherwise Current."""
+    metadata = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    if metadata.get("deletionTimestamp"):
+        return "Terminating"
+    observed = status.get("observedGeneration")
+    if observed is not None and observed != metadata.get("generation"):
+        return "InProgress"
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or ()}
+    if conditions.get("Reconciling") == "True":
+        return "InProgress"
+    if conditions.get("Stalled") == "True":
+        return "Failed"
+    return "Current"

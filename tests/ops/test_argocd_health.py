@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from azure_identity_operator.status import reasons
+from azure_identity_operator.status import outcome, reasons, report
 
 from .argocd import ArgoHealthCheck
-from .flux import FluxHealthCheck
+from .flux import FluxHealthCheck, kstatus
 
 # Ready=False reasons that heal without anyone acting; every other reason is Degraded.
 TRANSIENT = {
@@ -143,3 +143,17 @@ def test_the_documented_flux_expressions_agree_with_the_argo_cd_check(
         assert flux(obj) == ARGO_TO_FLUX[health(obj).status], (condition_status, reason)
     stale = resource(generation=2, status=ready("True", reason, generation=1))
     assert flux(stale) == "InProgress"
+
+
+@pytest.mark.parametrize("reason", sorted(ALL_REASONS))
+def test_plain_kstatus_agrees_with_the_argo_cd_check_on_the_status_the_operator_writes(
+    health: ArgoHealthCheck, reason: str
+) -> None:
+    """Flux without health check expressions reads `Reconciling`/`Stalled`, which the operator writes
+    next to `Ready` from the same outcome."""
+    if reason == reasons.SUCCEEDED:
+        result = outcome.succeeded("Azure matches the spec")
+    else:
+        result = outcome.not_ready(reason, "details")
+    obj = resource(status=report.next_status(None, result, generation=1, now="2026-01-01T00:00:00Z"))
+    assert kstatus(obj) == ARGO_TO_FLUX[health(obj).status]

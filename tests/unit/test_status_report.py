@@ -68,3 +68,44 @@ def test_reason_change_is_a_transition_even_without_a_status_flip() -> None:
     )
     failing = report.next_status(waiting, outcome.not_ready(reasons.AZURE_ERROR, "e"), generation=1, now="T")
     assert report.ready_transition(waiting, failing)
+
+
+def condition_types(status: dict[str, object]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}  # type: ignore[attr-defined]
+
+
+def test_kstatus_conditions_follow_the_outcome() -> None:
+    retrying = report.next_status(
+        None, outcome.not_ready(reasons.AZURE_ERROR, "5xx", retry_after=10), generation=1, now="T1"
+    )
+    assert condition_types(retrying) == {"Ready": "False", "Reconciling": "True"}
+    waiting = report.next_status(
+        retrying, outcome.not_ready(reasons.WAITING_FOR_IDENTITY, "w"), generation=1, now="T2"
+    )
+    assert condition_types(waiting) == {"Ready": "False", "Reconciling": "True"}
+    stalled = report.next_status(
+        waiting, outcome.not_ready(reasons.INVALID_SPEC, "bad"), generation=2, now="T3"
+    )
+    assert condition_types(stalled) == {"Ready": "False", "Stalled": "True"}
+    ready = report.next_status(stalled, outcome.succeeded("ok"), generation=2, now="T4")
+    assert condition_types(ready) == {"Ready": "True"}
+
+
+def test_kstatus_conditions_keep_their_transition_time_while_they_hold() -> None:
+    first = report.next_status(
+        None, outcome.not_ready(reasons.AZURE_ERROR, "a", retry_after=1), generation=1, now="T1"
+    )
+    again = report.next_status(
+        first, outcome.not_ready(reasons.THROTTLED, "b", retry_after=1), generation=1, now="T2"
+    )
+    reconciling = next(c for c in again["conditions"] if c["type"] == "Reconciling")
+    assert reconciling["lastTransitionTime"] == "T1"
+    assert (
+        report.status_patch(
+            again,
+            report.next_status(
+                again, outcome.not_ready(reasons.THROTTLED, "b", retry_after=1), generation=1, now="T3"
+            ),
+        )
+        == {}
+    )

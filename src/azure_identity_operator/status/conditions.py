@@ -12,6 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 READY = "Ready"
+RECONCILING = "Reconciling"
+"""kstatus' abnormal-true condition: present (True) only while the operator is still making progress."""
+STALLED = "Stalled"
+"""kstatus' abnormal-true condition: present (True) only while progress needs the user's action."""
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -55,6 +59,10 @@ def set_condition(
     if not replaced:
         result.append(condition)
     return result
+
+
+def remove_condition(conditions: Sequence[Mapping[str, Any]] | None, type: str) -> list[dict[str, Any]]:
+    return [dict(condition) for condition in conditions or () if condition.get("type") != type]
 
 
 def find_condition(conditions: Sequence[Mapping[str, Any]] | None, type: str) -> Mapping[str, Any] | None:

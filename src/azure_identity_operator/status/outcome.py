@@ -28,7 +28,8 @@ class Outcome:
 
     @property
     def needs_user_action(self) -> bool:
-        return not self.ready and self.retry_after is None
+        """Not ready, and nothing but the user changes that: neither a retry nor a known wait is pending."""
+        return not self.ready and self.retry_after is None and self.reason not in reasons.PROGRESSING
 
 
 def succeeded(message: str, observed: Mapping[str, Any] | None = None) -> Outcome:

@@ -48,3 +48,18 @@ DELETION_BLOCKED = "DeletionBlocked"
 """The Azure side cannot be cleaned up; the message says why and what releases the object."""
 OPERATOR_ERROR = "OperatorError"
 """The operator itself failed unexpectedly; retried with backoff. Worth a bug report with the logs."""
+
+
+PROGRESSING = frozenset(
+    {
+        RECONCILING,
+        WAITING_FOR_IDENTITY,
+        WAITING_FOR_PRINCIPAL,
+        THROTTLED,
+        AZURE_ERROR,
+        DELETING,
+        OPERATOR_ERROR,
+    }
+)
+"""Not-ready reasons from which the operator makes progress without the user (kstatus `Reconciling`);
+every other not-ready reason needs the user to act (kstatus `Stalled`)."""

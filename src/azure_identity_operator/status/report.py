@@ -33,7 +33,33 @@ def next_status(
         observed_generation=generation,
         now=now,
     )
+    status["conditions"] = _kstatus_conditions(status["conditions"], result, generation=generation, now=now)
     return status
+
+
+def _kstatus_conditions(
+    current: list[dict[str, Any]], result: Outcome, *, generation: int | None, now: str
+) -> list[dict[str, Any]]:
+    """`Reconciling` and `Stalled`, the conditions kstatus (Flux, kubectl wait, cli-utils) reads: True while
+    they apply, absent otherwise, so a Ready=False object is never mistaken for a settled one."""
+    if result.ready:
+        current = conditions.remove_condition(current, conditions.RECONCILING)
+        return conditions.remove_condition(current, conditions.STALLED)
+    applies, other = (
+        (conditions.STALLED, conditions.RECONCILING)
+        if result.needs_user_action
+        else (conditions.RECONCILING, conditions.STALLED)
+    )
+    current = conditions.set_condition(
+        current,
+        type=applies,
+        status="True",
+        reason=result.reason,
+        message=result.message,
+        observed_generation=generation,
+        now=now,
+    )
+    return conditions.remove_condition(current, other)
 
 
 def status_patch(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> dict[str, Any]:

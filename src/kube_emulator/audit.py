@@ -25,6 +25,7 @@ class AuditRecord:
     namespace: str
     name: str
     user_agent: str
+    user: str
     code: int
 
     def as_json(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class AuditRecord:
             "namespace": self.namespace,
             "name": self.name,
             "userAgent": self.user_agent,
+            "user": self.user,
             "code": self.code,
         }
 

@@ -8,6 +8,7 @@ come and go.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import datetime
@@ -153,6 +154,23 @@ class KubeApiServer:
             self._audit(request, response.status)
         return response
 
+    def _user(self, request: web.Request) -> str:
+        """Who the request says it is: the subject of a service account token this server issued (its
+        signature is not checked), else the bearer token itself, else `system:anonymous`."""
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.lower().startswith("bearer "):
+            return "system:anonymous"
+        token = authorization[7:].strip()
+        parts = token.split(".")
+        if len(parts) == 3 and self.issuer is not None:
+            try:
+                claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+            except ValueError:
+                claims = None
+            if isinstance(claims, dict) and claims.get("iss") == self.issuer.issuer:
+                return str(claims.get("sub", ""))
+        return token
+
     def _audit(self, request: web.Request, code: int) -> None:
         target: Target | None = request.get("target")
         verb = request.get("verb", request.method.lower())
@@ -170,6 +188,7 @@ class KubeApiServer:
                 namespace=(target.namespace or "") if target else "",
                 name=target.name if target else "",
                 user_agent=request.headers.get("User-Agent", ""),
+                user=self._user(request),
                 code=code,
             )
         )

@@ -396,6 +396,14 @@ def test_token_requests_are_signed_by_the_published_key(
     public_key.verify(
         _b64decode(signature), f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256()
     )
+    as_workload = urllib.request.Request(
+        f"{kube_emulator.server}/api/v1/namespaces/{namespace}/serviceaccounts/workload",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    urllib.request.urlopen(as_workload, timeout=10).close()
+    _, audit = http(kube_emulator, "GET", "/debug/audit")
+    users = {r["user"] for r in audit["records"] if r["namespace"] == namespace and r["verb"] == "get"}
+    assert users == {f"system:serviceaccount:{namespace}:workload"}
 
 
 def test_audit_log_records_verbs_resources_and_user_agents(

@@ -501,3 +501,10 @@ def test_watch_as_table_as_kubectl_get_watch_asks(
     assert [column["name"] for column in table["columnDefinitions"]] == ["Name", "Size", "Ready", "Age"]
     assert table["rows"][0]["cells"][:3] == ["tabled", 7, None]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+def test_delete_collection_by_label(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
+    for name, team in (("a", "red"), ("b", "red"), ("c", "blue")):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": {"team": team}}})
+    core.delete_collection_namespaced_config_map(namespace, label_selector="team=red")
+    assert [item.metadata.name for item in core.list_namespaced_config_map(namespace).items] == ["c"]

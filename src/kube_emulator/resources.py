@@ -173,6 +173,32 @@ def builtin_resources() -> list[ResourceType]:
             ),
             stored_as=("", "events"),
         ),
+        # Stored only (nothing schedules or runs them): served so `kubectl get pods`, `get all` and
+        # `cluster-info` answer as on a cluster.
+        _builtin(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            short_names=("po",),
+            categories=("all",),
+            subresources=("status",),
+            columns=(PrinterColumn("Status", "string", ".status.phase"), _AGE),
+        ),
+        _builtin(
+            "",
+            "v1",
+            "services",
+            "Service",
+            short_names=("svc",),
+            categories=("all",),
+            subresources=("status",),
+            columns=(
+                PrinterColumn("Type", "string", ".spec.type"),
+                PrinterColumn("Cluster-IP", "string", ".spec.clusterIP"),
+                _AGE,
+            ),
+        ),
         _builtin(
             "coordination.k8s.io",
             "v1",

@@ -198,16 +198,21 @@ def test_injected_fault_then_sdk_retry(
 
 def test_injected_latency(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:
     url = _identity_url(azure_emulator, resource_group, "slow")
-    azure_emulator.set_latency(0.3, path_regex="/userAssignedIdentities/slow$", method="GET")
+    azure_emulator.set_latency(0.6, path_regex="/userAssignedIdentities/slow$", method="GET")
     try:
         started = time.monotonic()
         assert azure_emulator.raw("GET", url).status == 404
-        assert time.monotonic() - started >= 0.3
+        assert time.monotonic() - started >= 0.6
+        # Only matching requests wait.
+        started = time.monotonic()
+        azure_emulator.raw("GET", _identity_url(azure_emulator, resource_group, "fast"))
+        assert time.monotonic() - started < 0.6
     finally:
         azure_emulator.clear_latency()
+    assert azure_emulator.control("GET", "settings")["latency"] == []
     started = time.monotonic()
     azure_emulator.raw("GET", url)
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.6
 
 
 def test_throttling_with_retry_after(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:

@@ -265,7 +265,8 @@ async def _concurrent_writes(info: AzureEmulatorInfo, group: str) -> list[object
 def test_concurrent_fic_writes_on_one_identity_conflict_with_async_client(
     azure_emulator: AzureEmulatorInfo, resource_group: str
 ) -> None:
-    azure_emulator.update_settings(fic_write_seconds=0.3)
+    # A window wide enough that the three parallel writes overlap even on a loaded machine.
+    azure_emulator.update_settings(fic_write_seconds=1.0)
     try:
         results = asyncio.run(_concurrent_writes(azure_emulator, resource_group))
     finally:

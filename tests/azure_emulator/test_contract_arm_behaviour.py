@@ -216,7 +216,7 @@ def test_injected_latency(azure_emulator: AzureEmulatorInfo, resource_group: str
 
 
 def test_throttling_with_retry_after(azure_emulator: AzureEmulatorInfo, resource_group: str) -> None:
-    azure_emulator.set_throttling(True, {"writes": (2, 0.5)})
+    azure_emulator.set_throttling(True, {"writes": (2, 0.01)})
     try:
         statuses = [
             azure_emulator.raw(

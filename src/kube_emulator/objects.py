@@ -81,6 +81,7 @@ BUILTIN_FIELDS: dict[StorageKey, frozenset[str]] = {
     ("coordination.k8s.io", "leases"): frozenset({"spec"}),
     ("", "pods"): frozenset({"spec", "status"}),
     ("", "services"): frozenset({"spec", "status"}),
+    ("policy", "poddisruptionbudgets"): frozenset({"spec", "status"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"spec", "status"}),
     ("rbac.authorization.k8s.io", "roles"): frozenset({"rules"}),
     ("rbac.authorization.k8s.io", "clusterroles"): frozenset({"rules", "aggregationRule"}),

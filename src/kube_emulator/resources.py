@@ -200,6 +200,15 @@ def builtin_resources() -> list[ResourceType]:
             ),
         ),
         _builtin(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            short_names=("pdb",),
+            subresources=("status",),
+            has_generation=True,
+        ),
+        _builtin(
             "coordination.k8s.io",
             "v1",
             "leases",

@@ -24,7 +24,7 @@ from fixtures.kube_emulator import KubeEmulatorInfo, start_kube_emulator
 
 from .manifests import DEPLOY_DIR, OVERLAYS, Manifest, all_of, only, render
 
-UNSERVED_BY_THE_EMULATOR = {"PodDisruptionBudget", "Service"}
+UNSERVED_BY_THE_EMULATOR = {"PodDisruptionBudget"}
 PART_OF = "app.kubernetes.io/part-of=azure-identity-operator"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -22,6 +23,7 @@ import yaml
 from aiohttp import web
 
 from kube_emulator.audit import AuditLog
+from kube_emulator.certificates import ensure_certificates
 from kube_emulator.objects import WriteOptions
 from kube_emulator.server import KubeApiServer, Settings
 from kube_emulator.store import Store
@@ -30,11 +32,16 @@ from kube_emulator.tokens import TokenIssuer
 logger = logging.getLogger("kube_emulator")
 
 
-def kubeconfig_document(server: str, namespace: str = "default") -> dict[str, Any]:
+def kubeconfig_document(
+    server: str, namespace: str = "default", certificate_authority: bytes | None = None
+) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": server}
+    if certificate_authority is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(certificate_authority).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kube-emulator", "cluster": {"server": server}}],
+        "clusters": [{"name": "kube-emulator", "cluster": cluster}],
         "users": [{"name": "kube-emulator", "user": {"token": "kube-emulator"}}],
         "contexts": [
             {
@@ -71,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         "--history", type=int, default=20000, help="changes kept per resource for watch resumes"
     )
     serve.add_argument("--save-interval", type=float, default=5.0, help="seconds between state saves")
+    serve.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a CA and certificate made in the state dir"
+    )
     serve.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -104,10 +114,12 @@ async def serve(arguments: argparse.Namespace) -> None:
     server.api.restore_registry()
     runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, arguments.host, arguments.port)
+    certificates = ensure_certificates(work_dir, arguments.host) if arguments.tls else None
+    ssl_context = certificates.server_context() if certificates else None
+    site = web.TCPSite(runner, arguments.host, arguments.port, ssl_context=ssl_context)
     await site.start()
     port = _bound_port(runner)
-    url = f"http://{arguments.host}:{port}"
+    url = f"{'https' if certificates else 'http'}://{arguments.host}:{port}"
     server.issuer = TokenIssuer(
         arguments.issuer or url, work_dir / "sa-signing-key.pem" if state_dir else None
     )
@@ -119,11 +131,17 @@ async def serve(arguments: argparse.Namespace) -> None:
                 namespaces, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")
             )
     kubeconfig_path: Path = arguments.kubeconfig or work_dir / "kubeconfig"
-    _write_atomically(kubeconfig_path, yaml.safe_dump(kubeconfig_document(url)))
+    authority = certificates.ca_file.read_bytes() if certificates else None
+    _write_atomically(
+        kubeconfig_path, yaml.safe_dump(kubeconfig_document(url, certificate_authority=authority))
+    )
+    ready = {"server": url, "kubeconfig": str(kubeconfig_path.resolve())}  # noqa: ASYNC240
+    if certificates is not None:
+        ready["certificateAuthority"] = str(certificates.ca_file.resolve())
     if arguments.ready_file is not None:
         _write_atomically(
             arguments.ready_file,
-            json.dumps({"server": url, "kubeconfig": str(kubeconfig_path.resolve())}),  # noqa: ASYNC240
+            json.dumps(ready),
         )
     logger.warning("kube-emulator listening on %s (kubeconfig %s)", url, kubeconfig_path)
 

@@ -10,8 +10,10 @@ starts without importing the kubernetes client.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import os
+import ssl
 from typing import Any
 
 import aiohttp
@@ -22,10 +24,25 @@ GROUP, VERSION, PLURAL = "example.dev", "v1", "widgets"
 FINALIZER = "example.dev/finalizer"
 
 
-def _server() -> str:
+def _cluster() -> dict[str, Any]:
     with open(os.environ["KUBECONFIG"], encoding="utf-8") as file:
         config = yaml.safe_load(file)
-    return str(config["clusters"][0]["cluster"]["server"])
+    cluster: dict[str, Any] = config["clusters"][0]["cluster"]
+    return cluster
+
+
+def _server() -> str:
+    return str(_cluster()["server"])
+
+
+def _ca_data() -> bytes | None:
+    encoded = _cluster().get("certificate-authority-data")
+    return base64.b64decode(encoded) if encoded else None
+
+
+def _ssl_context() -> ssl.SSLContext | None:
+    ca_data = _ca_data()
+    return ssl.create_default_context(cadata=ca_data.decode()) if ca_data else None
 
 
 @kopf.on.startup()
@@ -40,12 +57,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.login()
 def login(**_: Any) -> kopf.ConnectionInfo:
-    return kopf.ConnectionInfo(server=_server(), token="sample-operator")
+    return kopf.ConnectionInfo(server=_server(), ca_data=_ca_data(), token="sample-operator")
 
 
 async def _request(method: str, path: str, body: dict[str, Any] | None = None) -> int:
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_ssl_context() or True)) as session,
         session.request(method, _server() + path, json=body) as response,
     ):
         if response.status >= 400 and response.status != 404:

@@ -1,17 +1,25 @@
 """Server lifecycle: objects, CRDs and the resourceVersion counter survive a restart with --state-dir, and
 a watch resuming from before the restart is told its resourceVersion is gone (410), as after a compaction.
-Also CRD changes at run time: several served versions sharing storage, and deleting a CRD."""
+Also CRD changes at run time (several served versions sharing storage, deleting a CRD) and serving over
+TLS (--tls) to kubectl, the kubernetes client and a kopf operator."""
 
 from __future__ import annotations
 
 import json
+import os
+import ssl
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kubernetes
+
 from fixtures.kube_emulator import WIDGETS_CRD, KubeEmulatorInfo, start_kube_emulator
 
 WIDGET = "/apis/example.dev/v1/namespaces/default/widgets"
+SAMPLE_OPERATOR = Path(__file__).parent / "sample_operator.py"
 
 
 def read(info: KubeEmulatorInfo, path: str) -> Any:
@@ -91,3 +99,40 @@ def test_versions_share_storage_and_deleting_a_crd_removes_its_objects(
     listing = json.loads(kube_emulator.kubectl("get", "--raw", "/apis/example.dev/v1/gadgets").stdout)
     assert listing["items"] == [], "objects of a deleted CRD do not come back with it"
     kube_emulator.kubectl("delete", "crd", "gadgets.example.dev")
+
+
+def test_tls_serving_for_kubectl_the_kubernetes_client_and_kopf(tmp_path: Path) -> None:
+    running = start_kube_emulator(tmp_path / "tls", "--tls")
+    operator: subprocess.Popen[bytes] | None = None
+    try:
+        info = running.info
+        assert info.server.startswith("https://127.0.0.1:")
+        ready = json.loads((tmp_path / "tls" / "ready.json").read_text())
+        context = ssl.create_default_context(cafile=ready["certificateAuthority"])
+        with urllib.request.urlopen(
+            f"{info.server}/.well-known/openid-configuration", context=context
+        ) as answer:
+            assert json.loads(answer.read())["issuer"] == info.server
+        client = kubernetes.config.new_client_from_config(config_file=str(info.kubeconfig))
+        names = [item.metadata.name for item in kubernetes.client.CoreV1Api(client).list_namespace().items]
+        assert "default" in names
+        client.close()
+        info.kubectl("apply", "-f", str(WIDGETS_CRD))
+        environment = {**os.environ, "KUBECONFIG": str(info.kubeconfig)}
+        command = [sys.executable, "-m", "kopf", "run", "--standalone", "-n", "default", str(SAMPLE_OPERATOR)]
+        operator = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment
+        )
+        manifest = {
+            "apiVersion": "example.dev/v1",
+            "kind": "Widget",
+            "metadata": {"name": "secure"},
+            "spec": {"size": 1},
+        }
+        info.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        info.kubectl("wait", "--for=condition=Ready", "widget/secure", "--timeout=20s")
+    finally:
+        if operator is not None:
+            operator.terminate()
+            operator.wait(timeout=15)
+        running.stop()

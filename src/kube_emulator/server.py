@@ -365,15 +365,10 @@ class KubeApiServer:
         if method == "PUT":
             request["verb"] = "update"
             body = await self._body(request)
-            if target.subresource == "finalize":
-                target.subresource = ""
+            # A namespace's finalize subresource writes spec.finalizers, which the object itself carries
+            subresource = "" if target.subresource == "finalize" else target.subresource
             result = self.api.update(
-                resource,
-                namespace,
-                target.name,
-                body,
-                self._write_options(request),
-                subresource=target.subresource,
+                resource, namespace, target.name, body, self._write_options(request), subresource=subresource
             )
             return self._write_response(result, 201 if result.created else 200)
         if method == "PATCH":

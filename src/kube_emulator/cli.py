@@ -150,19 +150,24 @@ async def serve(arguments: argparse.Namespace) -> None:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
 
-    def save() -> None:
-        if state_file is not None:
-            _write_atomically(state_file, json.dumps(store.snapshot()))
+    async def save() -> None:
+        if state_file is None:
+            return
+        # The snapshot is taken on the loop (stored objects are never changed in place, only replaced),
+        # then serialised and written in a thread so requests are not held up by large states.
+        snapshot = store.snapshot()
+        text = await loop.run_in_executor(None, json.dumps, snapshot)
+        await loop.run_in_executor(None, _write_atomically, state_file, text)
 
     saved_version = store.resource_version
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=arguments.save_interval)
         if store.resource_version != saved_version:
-            save()
             saved_version = store.resource_version
+            await save()
     await server.stop_watches()
-    save()
+    await save()
     server.audit.close()
     await runner.cleanup()
 

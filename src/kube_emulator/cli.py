@@ -60,6 +60,35 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def _parse_projection(text: str) -> tuple[str, str, Path]:
+    account, _, path = text.partition("=")
+    namespace, _, name = account.partition("/")
+    if not (namespace and name and path):
+        raise SystemExit(f"--project-token wants NAMESPACE/NAME=PATH, not {text!r}")
+    return namespace, name, Path(path)
+
+
+async def _project_token(
+    server: KubeApiServer, projection: tuple[str, str, Path], *, audience: str, lifetime: int
+) -> None:
+    """Write a service account's token to a file and renew it at 80% of its lifetime, as the kubelet does
+    for a projected volume (workload identity SDKs re-read the file)."""
+    namespace, name, path = projection
+    accounts = server.registry.lookup("", "v1", "serviceaccounts")
+    assert accounts is not None
+    assert server.issuer is not None
+    request = {"spec": {"audiences": [audience], "expirationSeconds": lifetime}}
+    loop = asyncio.get_running_loop()
+    while True:
+        account_object = server.store.get(accounts.storage_key, (namespace, name))
+        if account_object is None:
+            await asyncio.sleep(0.2)  # not created yet
+            continue
+        token = server.issuer.token_request(account_object, request)["status"]["token"]
+        await loop.run_in_executor(None, _write_atomically, path, token)
+        await asyncio.sleep(max(1.0, lifetime * 0.8))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kube_emulator", description="A local Kubernetes API server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kubeconfig", type=Path, help="where to write the kubeconfig (default: state dir)")
     serve.add_argument("--audit-file", type=Path, help="append one JSON line per request to this file")
     serve.add_argument("--issuer", help="service account token issuer URL (default: the server URL)")
+    serve.add_argument(
+        "--project-token",
+        action="append",
+        default=[],
+        metavar="NAMESPACE/NAME=PATH",
+        help="keep a token of this service account in PATH, refreshed before it expires, as the kubelet "
+        "projects one into a pod (repeatable); written once the service account exists",
+    )
+    serve.add_argument("--projected-token-audience", default="api://AzureADTokenExchange")
+    serve.add_argument("--projected-token-seconds", type=int, default=3600)
     serve.add_argument(
         "--bookmark-interval", type=float, default=60.0, help="seconds between watch bookmarks"
     )
@@ -100,6 +139,7 @@ def _prepare_dirs(state_dir: Path | None) -> Path:
 
 
 async def serve(arguments: argparse.Namespace) -> None:
+    projected = [_parse_projection(text) for text in arguments.project_token]
     state_dir: Path | None = arguments.state_dir
     work_dir = _prepare_dirs(state_dir)
     store = Store(history_limit=arguments.history)
@@ -159,6 +199,17 @@ async def serve(arguments: argparse.Namespace) -> None:
         text = await loop.run_in_executor(None, json.dumps, snapshot)
         await loop.run_in_executor(None, _write_atomically, state_file, text)
 
+    projections = [
+        asyncio.create_task(
+            _project_token(
+                server,
+                projection,
+                audience=arguments.projected_token_audience,
+                lifetime=arguments.projected_token_seconds,
+            )
+        )
+        for projection in projected
+    ]
     saved_version = store.resource_version
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -166,6 +217,8 @@ async def serve(arguments: argparse.Namespace) -> None:
         if store.resource_version != saved_version:
             saved_version = store.resource_version
             await save()
+    for projection_task in projections:
+        projection_task.cancel()
     await server.stop_watches()
     await save()
     server.audit.close()

@@ -1,15 +1,18 @@
 """Server lifecycle: objects, CRDs and the resourceVersion counter survive a restart with --state-dir, and
 a watch resuming from before the restart is told its resourceVersion is gone (410), as after a compaction.
 Also CRD changes at run time (several served versions sharing storage, deleting a CRD) and serving over
-TLS (--tls) to kubectl, the kubernetes client and a kopf operator."""
+TLS (--tls) to kubectl, the kubernetes client and a kopf operator, and service account tokens projected
+into files (--project-token)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import ssl
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -135,4 +138,29 @@ def test_tls_serving_for_kubectl_the_kubernetes_client_and_kopf(tmp_path: Path) 
         if operator is not None:
             operator.terminate()
             operator.wait(timeout=15)
+        running.stop()
+
+
+def test_projected_token_appears_once_the_service_account_exists(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    running = start_kube_emulator(
+        tmp_path / "projected",
+        "--project-token",
+        f"default/workload={token_file}",
+        "--projected-token-seconds",
+        "600",
+    )
+    try:
+        assert not token_file.exists()
+        running.info.kubectl("create", "serviceaccount", "workload", "-n", "default")
+        deadline = time.monotonic() + 10
+        while not token_file.exists():
+            assert time.monotonic() < deadline, "no token was projected"
+            time.sleep(0.05)
+        payload = token_file.read_text().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert claims["sub"] == "system:serviceaccount:default:workload"
+        assert claims["aud"] == ["api://AzureADTokenExchange"]
+        assert claims["exp"] - claims["iat"] == 600
+    finally:
         running.stop()

@@ -10,7 +10,6 @@ process (another operator replica, a user's `az` command).
 from __future__ import annotations
 
 import asyncio
-import random
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +25,6 @@ from azure_identity_operator.status import outcome
 
 KIND = constants.FEDERATED_IDENTITY_CREDENTIAL
 IDENTITY_KIND = constants.USER_ASSIGNED_IDENTITY
-DRIFT_JITTER = 0.1
 
 _identity_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -53,7 +51,6 @@ def referenced_identity(body: Mapping[str, Any]) -> tuple[str, str] | None:
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     context.dependants.register(KIND, referenced_identity)
     settings = context.settings
-    interval = settings.sync_interval
     resource = (constants.GROUP, constants.VERSION, KIND.plural)
 
     def identity_of(body: kopf.Body, indexes: Mapping[str, Any]) -> PrincipalSnapshot | None:
@@ -88,25 +85,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             action="reconciling the federated credential",
         )
 
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, registry=registry)
-    async def on_change(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
-        await reconcile(body, patch, logger, retry, kwargs)
-
-    @kopf.timer(
-        *resource,
-        interval=interval * (1 - DRIFT_JITTER),
-        initial_delay=lambda **_: random.uniform(0.5, 1.0) * interval,
-        registry=registry,
-    )
-    async def drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any) -> None:
-        stopped = kwargs.get("stopped")
-        if stopped is not None and await stopped.wait(random.uniform(0, 2 * DRIFT_JITTER * interval)):
-            return
-        if not await runtime.drift_check_due(body):
-            return
-        await reconcile(body, patch, logger, int(kwargs.get("retry") or 0), kwargs)
+    runtime.register_reconcile(registry, KIND, interval=settings.sync_interval, reconcile=reconcile)
 
     @kopf.on.delete(*resource, registry=registry)
     async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import random
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -103,12 +102,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         }
 
     async def reconcile(
-        *,
         body: kopf.Body,
         patch: kopf.Patch,
         logger: logging.Logger | logging.LoggerAdapter[Any],
-        retry: int = 0,
-        **kwargs: Any,
+        retry: int,
+        kwargs: Mapping[str, Any],
     ) -> None:
         if body.metadata.get("deletionTimestamp"):
             return  # the delete handler owns the object now
@@ -128,20 +126,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             body=body, patch=patch, logger=logger, retry=retry, run=run, action=ACTION
         )
 
+    runtime.register_reconcile(registry, KIND, interval=interval, reconcile=reconcile)
+
     group, version, plural = constants.GROUP, constants.VERSION, KIND.plural
-    kopf.on.resume(group, version, plural, registry=registry, id="reconcile")(reconcile)
-    kopf.on.create(group, version, plural, registry=registry, id="reconcile")(reconcile)
-    kopf.on.update(group, version, plural, registry=registry, id="reconcile")(reconcile)
-    kopf.timer(
-        group,
-        version,
-        plural,
-        registry=registry,
-        id="drift",
-        interval=interval,
-        # Spread the objects' drift checks over one interval instead of all at once after a restart.
-        initial_delay=lambda **_: random.uniform(0.1, interval),
-    )(reconcile)
 
     @kopf.on.delete(group, version, plural, registry=registry, id="cleanup")
     async def cleanup(

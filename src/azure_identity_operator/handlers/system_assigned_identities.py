@@ -4,7 +4,6 @@ cleanup on delete honouring `deletionPolicy`, and the wake-up of role assignment
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,7 +51,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             return None
         return {resource_key(resource_id): (body.metadata.namespace or "", body.metadata.name or "")}
 
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int) -> None:
+    async def reconcile(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, _: Mapping[str, Any]
+    ) -> None:
         async def run() -> outcome.Outcome:
             try:
                 spec = system_assigned_identities.parse_spec(body.get("spec"))
@@ -69,22 +70,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             action="enabling the system-assigned identity",
         )
 
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, registry=registry)
-    async def on_change(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
-        await reconcile(body, patch, logger, retry)
-
-    @kopf.timer(
-        *resource,
-        interval=interval,
-        initial_delay=lambda **_: random.uniform(0.1, 1.0) * interval,
-        registry=registry,
-    )
-    async def drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any) -> None:
-        if body.metadata.get("deletionTimestamp"):
-            return
-        await reconcile(body, patch, logger, int(kwargs.get("retry") or 0))
+    runtime.register_reconcile(registry, KIND, interval=interval, reconcile=reconcile)
 
     @kopf.on.delete(*resource, registry=registry)
     async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:

@@ -5,7 +5,6 @@ objects that depend on its principal (federated credentials, role assignments).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,17 +21,15 @@ from azure_identity_operator.status import outcome
 
 KIND = constants.USER_ASSIGNED_IDENTITY
 
-DRIFT_JITTER = 0.1
-"""Each drift check runs ±10% around the sync interval, so objects created together spread out."""
-
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     dependants.register_principal_index(registry, KIND)
     settings = context.settings
-    interval = settings.sync_interval
     resource = (constants.GROUP, constants.VERSION, KIND.plural)
 
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int) -> None:
+    async def reconcile(
+        body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, _: Mapping[str, Any]
+    ) -> None:
         name = body.metadata.name or ""
 
         async def run() -> outcome.Outcome:
@@ -57,25 +54,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             body=body, patch=patch, logger=logger, retry=retry, run=run, action="reconciling the identity"
         )
 
-    @kopf.on.resume(*resource, registry=registry)
-    @kopf.on.create(*resource, registry=registry)
-    @kopf.on.update(*resource, registry=registry)
-    async def on_change(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
-        await reconcile(body, patch, logger, retry)
-
-    @kopf.timer(
-        *resource,
-        interval=interval * (1 - DRIFT_JITTER),
-        initial_delay=lambda **_: random.uniform(0.5, 1.0) * interval,
-        registry=registry,
-    )
-    async def drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **kwargs: Any) -> None:
-        stopped = kwargs.get("stopped")
-        if stopped is not None and await stopped.wait(random.uniform(0, 2 * DRIFT_JITTER * interval)):
-            return
-        if not await runtime.drift_check_due(body):
-            return
-        await reconcile(body, patch, logger, int(kwargs.get("retry") or 0))
+    runtime.register_reconcile(registry, KIND, interval=settings.sync_interval, reconcile=reconcile)
 
     @kopf.on.delete(*resource, registry=registry)
     async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:

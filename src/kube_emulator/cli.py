@@ -23,6 +23,7 @@ import yaml
 from aiohttp import web
 
 from kube_emulator.audit import AuditLog
+from kube_emulator.authorization import ADMIN_TOKEN
 from kube_emulator.certificates import ensure_certificates
 from kube_emulator.objects import WriteOptions
 from kube_emulator.server import KubeApiServer, Settings
@@ -42,7 +43,7 @@ def kubeconfig_document(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "kube-emulator", "cluster": cluster}],
-        "users": [{"name": "kube-emulator", "user": {"token": "kube-emulator"}}],
+        "users": [{"name": "kube-emulator", "user": {"token": ADMIN_TOKEN}}],
         "contexts": [
             {
                 "name": "kube-emulator",
@@ -120,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--tls", action="store_true", help="serve HTTPS with a CA and certificate made in the state dir"
     )
+    serve.add_argument(
+        "--authorization",
+        choices=("AlwaysAllow", "RBAC"),
+        default="AlwaysAllow",
+        help="RBAC: service account tokens are held to their Roles and ClusterRoles (the kubeconfig's "
+        "token stays an administrator)",
+    )
     serve.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -140,6 +148,8 @@ def _prepare_dirs(state_dir: Path | None) -> Path:
 
 async def serve(arguments: argparse.Namespace) -> None:
     projected = [_parse_projection(text) for text in arguments.project_token]
+    if arguments.authorization == "RBAC" and not arguments.tls:
+        raise SystemExit("--authorization RBAC needs --tls: kubectl sends no credentials over plain HTTP")
     state_dir: Path | None = arguments.state_dir
     work_dir = _prepare_dirs(state_dir)
     store = Store(history_limit=arguments.history)
@@ -149,7 +159,9 @@ async def serve(arguments: argparse.Namespace) -> None:
     server = KubeApiServer(
         store=store,
         audit=AuditLog(arguments.audit_file),
-        settings=Settings(bookmark_interval=arguments.bookmark_interval),
+        settings=Settings(
+            bookmark_interval=arguments.bookmark_interval, authorization=arguments.authorization
+        ),
     )
     server.api.restore_registry()
     runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=1.0)

@@ -8,7 +8,6 @@ come and go.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import datetime
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kube_emulator import openapi, protobuf, tables
+from kube_emulator import authorization, openapi, protobuf, tables
 from kube_emulator.audit import AuditLog, AuditRecord
 from kube_emulator.errors import ApiError, bad_request, method_not_allowed
 from kube_emulator.objects import Api, WriteOptions, WriteResult, present
@@ -58,6 +57,7 @@ PATCH_TYPES = {
 class Settings:
     bookmark_interval: float = 60.0
     default_watch_timeout: float = 1800.0
+    authorization: str = "AlwaysAllow"  # or "RBAC"
 
 
 @dataclasses.dataclass
@@ -121,6 +121,7 @@ class KubeApiServer:
         self.issuer = issuer
         self.settings = settings or Settings()
         self.openapi = OpenApiCache(self.registry)
+        self.authorizer = authorization.RbacAuthorizer(self.store)
         self.app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._stopping = asyncio.Event()
@@ -137,6 +138,14 @@ class KubeApiServer:
     ) -> web.StreamResponse:
         response: web.StreamResponse
         try:
+            user = self._authenticate(request)
+            if user is None:
+                if self.settings.authorization == "RBAC":
+                    raise ApiError(401, "Unauthorized", "Unauthorized")
+                # Without RBAC any token is let in; the audit log names it by the token's start
+                user = authorization.UserInfo(f"token:{request.headers['Authorization'][7:].strip()[:16]}")
+            request["user"] = user
+            request["user_name"] = user.name
             response = await handler(request)
         except ApiError as error:
             response = _json(error.status(), status=error.code)
@@ -154,22 +163,20 @@ class KubeApiServer:
             self._audit(request, response.status)
         return response
 
-    def _user(self, request: web.Request) -> str:
-        """Who the request says it is: the subject of a service account token this server issued (its
-        signature is not checked), else the bearer token itself, else `system:anonymous`."""
-        authorization = request.headers.get("Authorization", "")
-        if not authorization.lower().startswith("bearer "):
-            return "system:anonymous"
-        token = authorization[7:].strip()
-        parts = token.split(".")
-        if len(parts) == 3 and self.issuer is not None:
-            try:
-                claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-            except ValueError:
-                claims = None
-            if isinstance(claims, dict) and claims.get("iss") == self.issuer.issuer:
-                return str(claims.get("sub", ""))
-        return token
+    def _authenticate(self, request: web.Request) -> authorization.UserInfo | None:
+        """Who the request is from (None: a bearer token this server does not know)."""
+        header = request.headers.get("Authorization", "")
+        if not header.lower().startswith("bearer "):
+            return authorization.ANONYMOUS
+        token = header[7:].strip()
+        if token == authorization.ADMIN_TOKEN:
+            return authorization.ADMIN
+        claims = self.issuer.verify(token) if self.issuer is not None else None
+        if claims is not None:
+            account = (claims.get("kubernetes.io") or {}).get("serviceaccount") or {}
+            namespace = (claims.get("kubernetes.io") or {}).get("namespace", "")
+            return authorization.service_account_user(namespace, account.get("name", ""))
+        return None
 
     def _audit(self, request: web.Request, code: int) -> None:
         target: Target | None = request.get("target")
@@ -188,7 +195,7 @@ class KubeApiServer:
                 namespace=(target.namespace or "") if target else "",
                 name=target.name if target else "",
                 user_agent=request.headers.get("User-Agent", ""),
-                user=self._user(request),
+                user=request.get("user_name", ""),
                 code=code,
             )
         )
@@ -263,6 +270,9 @@ class KubeApiServer:
         target = self._target(group, version, rest)
         target.legacy_watch = legacy_watch
         request["target"] = target
+        request["verb"] = self._verb(request, target)
+        if self.settings.authorization == "RBAC":
+            self._authorize(request, target)  # before looking the resource up, as kube-apiserver does
         if target.resource is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if target.subresource == "token":
@@ -272,6 +282,38 @@ class KubeApiServer:
         if target.name:
             return await self._object(request, target)
         return await self._collection(request, target)
+
+    @staticmethod
+    def _verb(request: web.Request, target: Target) -> str:
+        method = request.method
+        if method == "GET":
+            if target.name:
+                return "get"
+            watching = target.legacy_watch or request.query.get("watch", "").lower() in ("1", "true")
+            return "watch" if watching else "list"
+        if method == "DELETE":
+            return "delete" if target.name else "deletecollection"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+    def _authorize(self, request: web.Request, target: Target) -> None:
+        user: authorization.UserInfo = request["user"]
+        attributes = authorization.RequestAttributes(
+            verb=self._verb(request, target),
+            api_group=target.group,
+            resource=target.plural,
+            subresource=target.subresource,
+            namespace=target.namespace or "",
+            name=target.name,
+        )
+        if not self.authorizer.allowed(user, attributes):
+            raise ApiError(
+                403,
+                "Forbidden",
+                authorization.forbidden_message(user, attributes),
+                name=target.name,
+                group=target.group,
+                kind=target.plural,
+            )
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         namespace: str | None = None

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -75,6 +76,25 @@ class TokenIssuer:
         signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{_b64url(signature)}"
+
+    def verify(self, token: str) -> JsonObject | None:
+        """The claims of a token this issuer signed and that has not expired, else None."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            signature = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
+            self._key.public_key().verify(
+                signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except (ValueError, InvalidSignature):
+            return None
+        if not isinstance(claims, dict) or claims.get("iss") != self.issuer:
+            return None
+        if int(claims.get("exp", 0)) < time.time():
+            return None
+        return claims
 
     def token_request(self, service_account: JsonObject, request: JsonObject) -> JsonObject:
         """Answer a TokenRequest for a stored ServiceAccount."""

@@ -164,3 +164,55 @@ def test_projected_token_appears_once_the_service_account_exists(tmp_path: Path)
         assert claims["exp"] - claims["iat"] == 600
     finally:
         running.stop()
+
+
+def test_rbac_holds_service_accounts_to_their_roles(tmp_path: Path) -> None:
+    running = start_kube_emulator(tmp_path / "rbac", "--authorization", "RBAC", "--tls")
+    try:
+        admin = running.info
+        admin.kubectl("create", "namespace", "team")
+        admin.kubectl("create", "serviceaccount", "reader", "-n", "team")
+        grants = [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "config-reader", "namespace": "team"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+                    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "reader", "namespace": "team"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "config-reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "team"}],
+            },
+        ]
+        admin.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": grants})
+        )
+        token = admin.kubectl("create", "token", "reader", "-n", "team").stdout.strip()
+
+        def as_reader(*args: str) -> subprocess.CompletedProcess[str]:
+            return admin.kubectl(f"--token={token}", "-n", "team", *args, check=False)
+
+        assert as_reader("get", "configmaps").returncode == 0
+        assert as_reader("create", "token", "reader").returncode == 0
+        denied = as_reader("create", "configmap", "x", "--from-literal=a=b")
+        assert 'configmaps is forbidden: User "system:serviceaccount:team:reader" cannot create resource' in (
+            denied.stderr
+        )
+        assert 'in API group "" in the namespace "team"' in denied.stderr
+        assert "at the cluster scope" in as_reader("get", "namespaces").stderr
+        assert "forbidden" in as_reader("get", "configmaps", "-n", "default").stderr
+        unknown = admin.kubectl("--token=made-up", "get", "configmaps", check=False)
+        assert "Unauthorized" in unknown.stderr
+        records = [r for r in admin.audit_records() if r["user"] == "system:serviceaccount:team:reader"]
+        assert {(r["verb"], r["resource"], r["code"]) for r in records} >= {
+            ("list", "configmaps", 200),
+            ("create", "configmaps", 403),
+        }
+    finally:
+        running.stop()

@@ -24,11 +24,19 @@ GROUP, VERSION, PLURAL = "example.dev", "v1", "widgets"
 FINALIZER = "example.dev/finalizer"
 
 
-def _cluster() -> dict[str, Any]:
+def _kubeconfig() -> dict[str, Any]:
     with open(os.environ["KUBECONFIG"], encoding="utf-8") as file:
-        config = yaml.safe_load(file)
-    cluster: dict[str, Any] = config["clusters"][0]["cluster"]
+        config: dict[str, Any] = yaml.safe_load(file)
+    return config
+
+
+def _cluster() -> dict[str, Any]:
+    cluster: dict[str, Any] = _kubeconfig()["clusters"][0]["cluster"]
     return cluster
+
+
+def _token() -> str:
+    return str(_kubeconfig()["users"][0]["user"].get("token", ""))
 
 
 def _server() -> str:
@@ -57,12 +65,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.login()
 def login(**_: Any) -> kopf.ConnectionInfo:
-    return kopf.ConnectionInfo(server=_server(), ca_data=_ca_data(), token="sample-operator")
+    return kopf.ConnectionInfo(server=_server(), ca_data=_ca_data(), token=_token() or None)
 
 
 async def _request(method: str, path: str, body: dict[str, Any] | None = None) -> int:
     async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_ssl_context() or True)) as session,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=_ssl_context() or True),
+            headers={"Authorization": f"Bearer {_token()}"} if _token() else None,
+        ) as session,
         session.request(method, _server() + path, json=body) as response,
     ):
         if response.status >= 400 and response.status != 404:

@@ -1,8 +1,8 @@
 """Server lifecycle: objects, CRDs and the resourceVersion counter survive a restart with --state-dir, and
 a watch resuming from before the restart is told its resourceVersion is gone (410), as after a compaction.
 Also CRD changes at run time (several served versions sharing storage, deleting a CRD) and serving over
-TLS (--tls) to kubectl, the kubernetes client and a kopf operator, and service account tokens projected
-into files (--project-token)."""
+TLS (--tls) to kubectl, the kubernetes client and a kopf operator held to RBAC (--authorization RBAC), and
+service account tokens projected into files (--project-token)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import yaml
 
 from fixtures.kube_emulator import WIDGETS_CRD, KubeEmulatorInfo, start_kube_emulator
 
 WIDGET = "/apis/example.dev/v1/namespaces/default/widgets"
 SAMPLE_OPERATOR = Path(__file__).parent / "sample_operator.py"
+OPERATOR_RBAC = Path(__file__).parent / "manifests" / "widget-operator-rbac.yaml"
 
 
 def read(info: KubeEmulatorInfo, path: str) -> Any:
@@ -104,24 +106,33 @@ def test_versions_share_storage_and_deleting_a_crd_removes_its_objects(
     kube_emulator.kubectl("delete", "crd", "gadgets.example.dev")
 
 
-def test_tls_serving_for_kubectl_the_kubernetes_client_and_kopf(tmp_path: Path) -> None:
-    running = start_kube_emulator(tmp_path / "tls", "--tls")
+def test_kopf_over_tls_as_a_service_account_held_to_rbac(tmp_path: Path) -> None:
+    """Production-like: HTTPS with the server's CA, the operator authenticated by its service account's
+    token and held by RBAC to widget-operator-rbac.yaml, which must be all it needs."""
+    running = start_kube_emulator(tmp_path / "tls", "--tls", "--authorization", "RBAC")
     operator: subprocess.Popen[bytes] | None = None
     try:
-        info = running.info
-        assert info.server.startswith("https://127.0.0.1:")
+        admin = running.info
+        assert admin.server.startswith("https://127.0.0.1:")
         ready = json.loads((tmp_path / "tls" / "ready.json").read_text())
         context = ssl.create_default_context(cafile=ready["certificateAuthority"])
         with urllib.request.urlopen(
-            f"{info.server}/.well-known/openid-configuration", context=context
+            f"{admin.server}/.well-known/openid-configuration", context=context
         ) as answer:
-            assert json.loads(answer.read())["issuer"] == info.server
-        client = kubernetes.config.new_client_from_config(config_file=str(info.kubeconfig))
+            assert json.loads(answer.read())["issuer"] == admin.server
+        client = kubernetes.config.new_client_from_config(config_file=str(admin.kubeconfig))
         names = [item.metadata.name for item in kubernetes.client.CoreV1Api(client).list_namespace().items]
         assert "default" in names
         client.close()
-        info.kubectl("apply", "-f", str(WIDGETS_CRD))
-        environment = {**os.environ, "KUBECONFIG": str(info.kubeconfig)}
+        admin.kubectl("apply", "-f", str(WIDGETS_CRD))
+        admin.kubectl("create", "serviceaccount", "widget-operator")
+        admin.kubectl("apply", "-f", str(OPERATOR_RBAC))
+        token = admin.kubectl("create", "token", "widget-operator").stdout.strip()
+        operator_config = yaml.safe_load(admin.kubeconfig.read_text())
+        operator_config["users"][0]["user"]["token"] = token
+        operator_kubeconfig = tmp_path / "operator-kubeconfig"
+        operator_kubeconfig.write_text(yaml.safe_dump(operator_config))
+        environment = {**os.environ, "KUBECONFIG": str(operator_kubeconfig)}
         command = [sys.executable, "-m", "kopf", "run", "--standalone", "-n", "default", str(SAMPLE_OPERATOR)]
         operator = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment
@@ -132,8 +143,20 @@ def test_tls_serving_for_kubectl_the_kubernetes_client_and_kopf(tmp_path: Path) 
             "metadata": {"name": "secure"},
             "spec": {"size": 1},
         }
-        info.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-        info.kubectl("wait", "--for=condition=Ready", "widget/secure", "--timeout=20s")
+        admin.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        admin.kubectl("wait", "--for=condition=Ready", "widget/secure", "--timeout=20s")
+        admin.kubectl("delete", "widget", "secure", "--timeout=20s")
+        calls = [
+            r for r in admin.audit_records() if r["user"] == "system:serviceaccount:default:widget-operator"
+        ]
+        assert {(r["verb"], r["resource"], r["subresource"]) for r in calls} >= {
+            ("watch", "widgets", ""),
+            ("patch", "widgets", "status"),
+            ("create", "configmaps", ""),
+            ("create", "events", ""),
+            ("delete", "configmaps", ""),
+        }
+        assert [r for r in calls if r["code"] in (401, 403)] == []
     finally:
         if operator is not None:
             operator.terminate()

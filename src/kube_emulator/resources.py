@@ -224,7 +224,9 @@ def builtin_resources() -> list[ResourceType]:
             short_names=("crd", "crds"),
             categories=("api-extensions",),
             subresources=("status",),
-            columns=(PrinterColumn("Created At", "date", ".metadata.creationTimestamp"),),
+            columns=(
+                PrinterColumn("Created At", "string", ".metadata.creationTimestamp", format="date-time"),
+            ),
             has_generation=True,
         ),
         _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role"),

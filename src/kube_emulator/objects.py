@@ -318,7 +318,20 @@ class Api:
         candidate["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
         self._before_commit(resource, candidate, old)
         self.store.commit(resource.storage_key, "ADDED" if old is None else "MODIFIED", candidate, old)
+        if old is None and resource.storage_key == NAMESPACES:
+            self._create_default_service_account(candidate["metadata"]["name"])
         return WriteResult(present(resource, candidate), created=old is None, warnings=warnings)
+
+    def _create_default_service_account(self, namespace: str) -> None:
+        """What kube-controller-manager does for every new namespace (pods run as `default` unless told)."""
+        accounts = self.registry.lookup("", "v1", "serviceaccounts")
+        if accounts is not None and self.store.get(accounts.storage_key, (namespace, "default")) is None:
+            self.create(
+                accounts,
+                namespace,
+                {"metadata": {"name": "default"}},
+                WriteOptions(manager="kube-controller-manager"),
+            )
 
     @staticmethod
     def _unchanged(old: JsonObject, new: JsonObject) -> bool:

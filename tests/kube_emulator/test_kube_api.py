@@ -167,6 +167,7 @@ def test_generate_name_and_namespaces_must_exist(core: kubernetes.client.CoreV1A
         core.create_namespaced_config_map("no-such-namespace", {"metadata": {"name": "x"}})
     assert missing.value.status == 404
     assert json.loads(missing.value.body)["message"] == 'namespaces "no-such-namespace" not found'
+    assert core.read_namespaced_service_account("default", namespace).metadata.uid, "made with the namespace"
 
 
 def test_generation_and_the_status_subresource(

@@ -46,7 +46,7 @@ class Operator:
 
 
 def operator_settings(*, peering_name: str | None = None) -> kopf.OperatorSettings:
-    """kopf settings: our own finalizer and storage keys on user objects, never kopf.zalando.org."""
+    """kopf settings: our own finalizer and storage keys on user objects, never kopf's default domain."""
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = constants.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.STORAGE_PREFIX)

@@ -12,7 +12,7 @@ FINALIZER = f"{GROUP}/finalizer"
 """Added before the first Azure write, removed once Azure no longer holds what the object owns."""
 
 STORAGE_PREFIX = f"kopf.{GROUP}"
-"""Prefix of the annotations kopf keeps its progress and last-handled spec in (never kopf.zalando.org).
+"""Prefix of the annotations kopf keeps its progress and last-handled spec in (never kopf's default domain).
 
 It must differ from GROUP: kopf leaves every annotation under its storage prefix out of the object's
 essence, so an `identityoperator.dev/...` prefix would hide `IDENTITY_PRINCIPAL_ANNOTATION` changes from

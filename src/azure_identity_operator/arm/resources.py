@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import weakref
 from collections.abc import Mapping
 from typing import Protocol
 
 from azure_identity_operator.arm import ids
+from azure_identity_operator.locks import KeyedLocks, arm_id_key
 
 SYSTEM_ASSIGNED = "SystemAssigned"
 USER_ASSIGNED = "UserAssigned"
@@ -112,19 +112,11 @@ def parse_identity_type(value: str | None) -> tuple[bool, bool]:
     return "systemassigned" in parts, "userassigned" in parts
 
 
-class IdentityLocks:
-    """One `asyncio.Lock` per lower-cased resource ID, alive while someone holds or waits for it."""
+class IdentityLocks(KeyedLocks):
+    """One `asyncio.Lock` per resource ID (compared as ARM compares IDs), alive while it is in use."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def lock(self, resource_id: str) -> asyncio.Lock:
-        key = resource_id.rstrip("/").lower()
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
+        super().__init__(arm_id_key)
 
 
 class ResourcePort(Protocol):

@@ -10,7 +10,6 @@ process (another operator replica, a user's `az` command).
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,25 +19,19 @@ from azure_identity_operator.api import constants
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.handlers import dependants, runtime
 from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.locks import KeyedLocks, arm_id_key
 from azure_identity_operator.reconcilers import federated_identity_credentials as reconciler
 from azure_identity_operator.status import outcome
 
 KIND = constants.FEDERATED_IDENTITY_CREDENTIAL
 IDENTITY_KIND = constants.USER_ASSIGNED_IDENTITY
 
-_identity_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+_identity_locks = KeyedLocks(arm_id_key)
 
 
 def identity_write_lock(identity_id: str | None) -> asyncio.Lock:
     """The lock serializing credential writes under one identity (a fresh lock when there is none yet)."""
-    if not identity_id:
-        return asyncio.Lock()
-    key = identity_id.rstrip("/").lower()
-    lock = _identity_locks.get(key)
-    if lock is None:
-        lock = asyncio.Lock()
-        _identity_locks[key] = lock
-    return lock
+    return _identity_locks.lock(identity_id) if identity_id else asyncio.Lock()
 
 
 def referenced_identity(body: Mapping[str, Any]) -> tuple[str, str] | None:

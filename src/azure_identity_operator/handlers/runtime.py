@@ -17,7 +17,6 @@ import asyncio
 import logging
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ import kopf
 
 from azure_identity_operator.api import constants
 from azure_identity_operator.arm import errors
+from azure_identity_operator.locks import KeyedLocks
 from azure_identity_operator.observability import logging as observability_logging
 from azure_identity_operator.observability import metrics
 from azure_identity_operator.status import outcome, reasons, report
@@ -33,16 +33,12 @@ from azure_identity_operator.status.conditions import now_rfc3339
 MAX_BACKOFF_SECONDS = 300.0
 UNEXPECTED_ERROR_RETRY_SECONDS = 30.0
 
-_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+_object_locks = KeyedLocks()
 
 
 def object_lock(uid: str) -> asyncio.Lock:
     """The lock that serializes all reconciles of one object within this operator process."""
-    lock = _locks.get(uid)
-    if lock is None:
-        lock = asyncio.Lock()
-        _locks[uid] = lock
-    return lock
+    return _object_locks.lock(uid)
 
 
 def _lock_key(body: kopf.Body) -> str:

@@ -4,11 +4,18 @@ subscription, and the translation of SDK exceptions into `ArmError`.
 The credential is `azure.identity.aio.DefaultAzureCredential`, so the operator authenticates the way the
 environment says (workload identity, managed identity, client secret) without code changes. Clients are
 created lazily per subscription and closed together at shutdown.
+
+Sovereign clouds: an ARM endpoint of Azure US Government or Azure China alone is enough. Their ARM rejects
+a token for the public cloud's audience, and their tenants live at their own Entra authority, so unless
+`AZURE_RESOURCE_MANAGER_AUDIENCE` or `AZURE_AUTHORITY_HOST` say otherwise both follow the endpoint, with
+the values the SDK itself uses for those clouds (`azure.mgmt.core.tools.get_arm_endpoints`,
+`azure.identity.AzureAuthorityHosts`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -16,6 +23,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
+from azure.core import AzureClouds
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -26,7 +34,9 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import HttpRequest, HttpResponse
+from azure.identity import AzureAuthorityHosts
 from azure.identity.aio import DefaultAzureCredential
+from azure.mgmt.core.tools import get_arm_endpoints
 
 from azure_identity_operator import config
 from azure_identity_operator.arm.errors import ArmError
@@ -120,15 +130,65 @@ def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Cloud:
+    """Where one Azure cloud's ARM and Entra live, and the scope of an ARM token there."""
+
+    resource_manager_host: str
+    credential_scope: str
+    authority_host: str
+
+
+def _cloud(cloud: AzureClouds, authority_host: str) -> Cloud:
+    endpoints = get_arm_endpoints(cloud)
+    return Cloud(
+        resource_manager_host=str(urllib.parse.urlsplit(endpoints["resource_manager"]).hostname),
+        credential_scope=str(endpoints["credential_scopes"][0]),
+        authority_host=f"https://{authority_host}",
+    )
+
+
+KNOWN_CLOUDS = (
+    _cloud(AzureClouds.AZURE_PUBLIC_CLOUD, AzureAuthorityHosts.AZURE_PUBLIC_CLOUD),
+    _cloud(AzureClouds.AZURE_US_GOVERNMENT, AzureAuthorityHosts.AZURE_GOVERNMENT),
+    _cloud(AzureClouds.AZURE_CHINA_CLOUD, AzureAuthorityHosts.AZURE_CHINA),
+)
+
+
+def cloud_of(resource_manager_endpoint: str) -> Cloud | None:
+    """The Azure cloud whose ARM `resource_manager_endpoint` is, or None (a private endpoint, an emulator)."""
+    host = (urllib.parse.urlsplit(resource_manager_endpoint).hostname or "").lower()
+    return next((cloud for cloud in KNOWN_CLOUDS if cloud.resource_manager_host == host), None)
+
+
+def credential_scope(settings: config.Settings) -> str:
+    """The scope of ARM tokens: the configured audience's, else the scope of the endpoint's cloud."""
+    cloud = cloud_of(settings.resource_manager_endpoint)
+    audience_configured = settings.resource_manager_audience.rstrip("/") != config.PUBLIC_CLOUD_AUDIENCE
+    if cloud is not None and not audience_configured:
+        return cloud.credential_scope
+    return settings.credential_scope
+
+
+def authority_host(settings: config.Settings) -> str | None:
+    """The Entra authority: the configured one, else the endpoint's cloud's; None leaves it to the SDK."""
+    if settings.authority_host:
+        return settings.authority_host
+    cloud = cloud_of(settings.resource_manager_endpoint)
+    return cloud.authority_host if cloud is not None else None
+
+
 class AzureSession:
     """Owns the credential and the SDK clients; adapters ask it for a client and for error translation."""
 
     def __init__(self, settings: config.Settings) -> None:
         self.settings = settings
         credential_kwargs: dict[str, Any] = {}
-        if settings.authority_host:
-            credential_kwargs["authority"] = settings.authority_host
+        authority = authority_host(settings)
+        if authority:
+            credential_kwargs["authority"] = authority
         self.credential = DefaultAzureCredential(**credential_kwargs)
+        self.credential_scope = credential_scope(settings)
         self._clients: dict[tuple[str, str], Any] = {}
 
     def client(self, factory: Callable[..., ClientT], subscription_id: str) -> ClientT:
@@ -140,7 +200,7 @@ class AzureSession:
                 self.credential,
                 subscription_id,
                 base_url=self.settings.resource_manager_endpoint,
-                credential_scopes=[self.settings.credential_scope],
+                credential_scopes=[self.credential_scope],
                 per_retry_policies=[ArmRequestObserver()],
                 connection_timeout=self.settings.arm_timeout,
                 read_timeout=self.settings.arm_timeout,

@@ -42,6 +42,10 @@ class FakeAuthorization:
         self.failures: collections.deque[ArmError] = collections.deque()  # next calls fail with these
         self.delete_failures: collections.deque[ArmError] = collections.deque()  # next deletes fail
         self.calls: collections.Counter[str] = collections.Counter()
+        # Lists lag behind writes in Azure: assignments named here are not listed yet.
+        self.listed_late: set[str] = set()
+        # Older answers to a conflict do not name the existing assignment.
+        self.conflicts_name_the_existing_assignment = True
 
     # --- test helpers ---------------------------------------------------------------------------------
 
@@ -111,7 +115,9 @@ class FakeAuthorization:
     ) -> list[RoleAssignment]:
         self._enter("list_role_assignments_for_principal", scope)
         return [
-            a for a in self.assignments.values() if a.properties.principal_id.lower() == principal_id.lower()
+            a
+            for a in self.assignments.values()
+            if a.properties.principal_id.lower() == principal_id.lower() and a.name not in self.listed_late
         ]
 
     async def create_role_assignment(self, name: str, properties: RoleAssignmentProperties) -> RoleAssignment:
@@ -127,12 +133,12 @@ class FakeAuthorization:
         if existing is None:
             for other in self.assignments.values():
                 if other.properties.same_grant(properties):
-                    raise ArmError(
-                        status=409,
-                        code="RoleAssignmentExists",
-                        message="The role assignment already exists. The ID of the existing role assignment "
-                        f"is {other.name.replace('-', '')}.",
-                    )
+                    message = "The role assignment already exists."
+                    if self.conflicts_name_the_existing_assignment:
+                        message += (
+                            f" The ID of the existing role assignment is {other.name.replace('-', '')}."
+                        )
+                    raise ArmError(status=409, code="RoleAssignmentExists", message=message)
             if (
                 properties.principal_type is None
                 and properties.principal_id.lower() not in self.known_principals

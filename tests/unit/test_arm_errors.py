@@ -45,3 +45,18 @@ def test_classification_and_outcome(
 
 def test_throttling_honours_retry_after() -> None:
     assert outcome_for(error(429, "TooManyRequests", retry_after=17), action="x").retry_after == 17
+
+
+def test_the_existing_assignment_is_named_from_a_role_assignment_exists_conflict() -> None:
+    from azure_identity_operator.arm.authorization import existing_role_assignment_name
+
+    def conflict(message: str, code: str = "RoleAssignmentExists") -> ArmError:
+        return ArmError(status=409, code=code, message=message)
+
+    named = conflict(
+        "The role assignment already exists. The ID of the existing role assignment is "
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9."
+    )
+    assert existing_role_assignment_name(named) == "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+    assert existing_role_assignment_name(conflict("The role assignment already exists.")) is None
+    assert existing_role_assignment_name(conflict(named.message, code="Conflict")) is None

@@ -200,6 +200,51 @@ def test_the_same_grant_under_another_name_is_adopted() -> None:
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
 
 
+def _seed_reader_grant(harness: Harness, scope: str = RG_SCOPE) -> str:
+    name = "99999999-9999-9999-9999-999999999999"
+    harness.port.seed(
+        name,
+        RoleAssignmentProperties(
+            scope=scope,
+            role_definition_id=role_id(READER_GUID),
+            principal_id=PRINCIPAL_A,
+            principal_type="User",
+        ),
+    )
+    return name
+
+
+def test_the_grant_azure_names_in_the_conflict_is_adopted_while_lists_still_lag() -> None:
+    harness = Harness()
+    existing = _seed_reader_grant(harness)
+    harness.port.listed_late.add(existing)
+    result = harness.reconcile(raw_spec())
+    assert result.ready, result.message
+    assert harness.status["name"] == existing
+    assert harness.status["adopted"] is True
+    assert harness.port.calls["list_role_assignments_for_principal"] == 0
+
+
+def test_a_conflict_that_names_no_assignment_is_resolved_by_listing_the_principal_s_grants() -> None:
+    harness = Harness()
+    existing = _seed_reader_grant(harness)
+    harness.port.conflicts_name_the_existing_assignment = False
+    result = harness.reconcile(raw_spec())
+    assert result.ready, result.message
+    assert harness.status["name"] == existing
+    assert harness.port.calls["list_role_assignments_for_principal"] == 1
+
+
+def test_a_grant_inherited_from_the_subscription_is_not_adopted_at_the_group() -> None:
+    harness = Harness()
+    inherited = _seed_reader_grant(harness, scope=f"/subscriptions/{SUBSCRIPTION}")
+    result = harness.reconcile(raw_spec())
+    assert result.ready, result.message
+    assert harness.status["name"] != inherited
+    assert not harness.status.get("adopted")
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
 def test_a_principal_change_creates_the_new_assignment_then_deletes_the_old_one() -> None:
     harness = Harness()
     harness.reconcile(identity_spec(), identity=snapshot(PRINCIPAL_A))

@@ -9,9 +9,29 @@ ARM IDs with a leading slash (`/subscriptions/<id>/resourceGroups/<name>`).
 from __future__ import annotations
 
 import dataclasses
+import re
+import uuid
 from typing import Protocol
 
 from azure_identity_operator.arm import ids
+from azure_identity_operator.arm.errors import ArmError
+
+ROLE_ASSIGNMENT_EXISTS = "RoleAssignmentExists"
+
+_EXISTING_ASSIGNMENT = re.compile(r"ID of the existing role assignment is ([0-9a-fA-F]{32})\b")
+
+
+def existing_role_assignment_name(error: ArmError) -> str | None:
+    """The name of the assignment a `RoleAssignmentExists` conflict is about, when Azure says it.
+
+    Azure's message ends "The ID of the existing role assignment is <32 hex digits>.": the existing
+    assignment's name (a GUID) without its dashes. Older answers say only "The role assignment already
+    exists."; then None, and the caller must look the grant up by listing.
+    """
+    if error.code != ROLE_ASSIGNMENT_EXISTS:
+        return None
+    found = _EXISTING_ASSIGNMENT.search(error.message)
+    return str(uuid.UUID(hex=found.group(1))) if found else None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

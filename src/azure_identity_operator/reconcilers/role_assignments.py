@@ -28,6 +28,7 @@ from azure_identity_operator.arm.authorization import (
     RoleAssignment,
     RoleAssignmentProperties,
     RoleDefinition,
+    existing_role_assignment_name,
 )
 from azure_identity_operator.status import outcome, reasons
 
@@ -220,9 +221,20 @@ def _drifted(current: RoleAssignment, desired: RoleAssignmentProperties) -> bool
 
 
 async def _find_existing_grant(
-    port: AuthorizationPort, desired: RoleAssignmentProperties
+    port: AuthorizationPort, desired: RoleAssignmentProperties, conflict: errors.ArmError
 ) -> RoleAssignment | None:
-    """The assignment Azure already holds for the same (scope, principal, role) under another name."""
+    """The assignment Azure already holds for the same (scope, principal, role) under another name.
+
+    Azure names it in the conflict; a GET of that name is exact and reads what the PUT just saw, where
+    a list may still lag behind. Without a name, the principal's assignments at, above and below the scope
+    are listed; `same_grant` keeps only one exactly AT the scope, so a grant inherited from a parent
+    scope is never adopted as this object's own.
+    """
+    name = existing_role_assignment_name(conflict)
+    if name is not None:
+        found = await port.get_role_assignment(desired.scope, name)
+        if found is not None and found.properties.same_grant(desired):
+            return found
     for candidate in await port.list_role_assignments_for_principal(desired.scope, desired.principal_id):
         if candidate.properties.same_grant(desired):
             return candidate
@@ -280,7 +292,7 @@ async def _ensure_assignment(
                 raise _NeedsAttention(_principal_not_found(principal, error)) from None
             if error.code != "RoleAssignmentExists":
                 raise
-            existing = await _find_existing_grant(port, desired)
+            existing = await _find_existing_grant(port, desired, error)
             if existing is None:
                 raise
             current, adopted = existing, True

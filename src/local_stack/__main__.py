@@ -1,7 +1,9 @@
 """`make run` / `python -m local_stack`: the whole product on this machine, until Ctrl-C.
 
-Starts the Azure emulator, the Kubernetes API emulator and the operator, applies the examples (a
-user-assigned identity with a federated credential for a ServiceAccount), waits until they are Ready, and
+Starts the Azure emulator, the Kubernetes API emulator and the operator, creates the Azure resources the
+examples refer to, applies every example (a user-assigned identity with a federated credential for a
+ServiceAccount, role assignments on a Key Vault and on resource groups, system-assigned identities of an
+App Service slot and a VM with roles, and an identity attached to that VM), waits until all are Ready, and
 prints `kubectl get` output and the kubeconfig to play with. Ctrl-C stops everything.
 """
 
@@ -40,6 +42,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def try_it(stack: LocalStack, workdir: Path, namespace: str) -> str:
+    """Copy-paste commands for the running stack."""
+    ns = "" if namespace == "default" else f" -n {namespace}"
+    azure = stack.azure
+    return (
+        "The local stack is up. Try it (in another shell):\n"
+        f"  export KUBECONFIG={stack.kubeconfig}\n"
+        "  kubectl get azureidentity -A -o wide                  # every kind, with Azure IDs\n"
+        f"  kubectl describe uai demo-workload{ns}                   # conditions and Events\n"
+        f"  kubectl get configmap demo-workload-identity{ns} -o yaml # the IDs, for workloads\n"
+        f"  kubectl delete ra demo-workload-reader{ns}               # removed from Azure too\n"
+        f"  kubectl apply -f examples/role-assignment.yaml{ns}       # and granted again\n"
+        f"  kubectl wait --for=condition=Ready ra --all{ns}\n"
+        "What Azure holds now (the emulator's whole state):\n"
+        f"  curl -s --cacert {azure['ca_file']} {azure['control_url']}/state\n"
+        f"Logs: {workdir}/operator.log, azure-emulator.log, kube-emulator.log\n"
+        "Press Ctrl-C to stop."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="azure-identity-operator-"))
@@ -63,19 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.up(ready_timeout=args.timeout)
         print(flush=True)
         print(
-            stack.kubectl(
-                "get", "-n", args.namespace, "userassignedidentities,federatedidentitycredentials"
-            ).stdout
-        )
-        print(
-            "The local stack is up. Try it:\n"
-            f"  export KUBECONFIG={stack.kubeconfig}\n"
-            "  kubectl get azureidentity -A -o wide\n"
-            f"  kubectl describe uai -n {args.namespace}\n"
-            f"Logs: {workdir}/operator.log, azure-emulator.log, kube-emulator.log\n"
-            "Press Ctrl-C to stop.",
+            f"$ kubectl get azureidentity -A\n{stack.kubectl('get', 'azureidentity', '-A').stdout}",
             flush=True,
         )
+        print(try_it(stack, workdir, args.namespace), flush=True)
         while True:
             failed = stack.failed_child()
             if failed is not None:

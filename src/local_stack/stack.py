@@ -1,10 +1,11 @@
 """The local stack: both emulators and the operator as child processes, wired together, with the examples.
 
-`LocalStack.up()` starts the Azure emulator and the Kubernetes API emulator (each on a free loopback port),
-applies the CRDs, creates the examples' resource group in the Azure emulator, starts the operator with the
-emulators' settings, applies the examples and waits until they are Ready. `down()` stops everything in the
-reverse order. Every process logs to a file in the working directory, which also holds the kubeconfig a
-user points kubectl at.
+`LocalStack.up()` starts the Azure emulator (serving the examples' subscription) and the Kubernetes API
+emulator, each on a free loopback port, applies the CRDs, creates in Azure the resource groups and
+resources the examples refer to (`estate.py`), starts the operator with the emulators' settings, applies
+the examples and waits until every object in them is Ready. `down()` stops everything in the reverse
+order. Every process logs to a file in the working directory, which also holds the kubeconfig a user
+points kubectl at.
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ from typing import Any
 
 import yaml
 
+from local_stack.estate import AzureResource, demo_estate, seed_subscription
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "identityoperator.dev"
 CRDS_DIR = REPO_ROOT / "crds"
 EXAMPLES_DIR = REPO_ROOT / "examples"
-DEFAULT_EXAMPLES = ("user-assigned-identity.yaml", "federated-identity-credential.yaml")
-EXAMPLES_RESOURCE_GROUP = "rg-identity-operator-demo"
-EXAMPLES_LOCATION = "westeurope"
+DEFAULT_EXAMPLES = (
+    "user-assigned-identity.yaml",
+    "federated-identity-credential.yaml",
+    "role-assignment.yaml",
+    "system-assigned-identity.yaml",
+    "system-assigned-and-attached-identities.yaml",
+)
+"""Every manifest in examples/, in the order a reader meets them in the README."""
 CLUSTER_ISSUER = "https://kubernetes.default.svc.cluster.local"
 """The service-account issuer the Kubernetes emulator signs tokens with (kube-apiserver's usual default);
 the operator fills it into federated credentials that name no issuer."""
@@ -97,11 +105,14 @@ class LocalStack:
             raise StackError("kubectl is required (https://kubernetes.io/docs/tasks/tools/)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.say(f"Working directory: {self.workdir}")
+        azure_state = self.workdir / "azure"
+        seed_subscription(azure_state)
         self.azure = self._start_emulator(
             "azure-emulator",
-            ["azure_emulator", "serve", "--port", "0", "--state-dir", str(self.workdir / "azure")],
+            ["azure_emulator", "serve", "--port", "0", "--state-dir", str(azure_state), "--persist"],
         )
         self.say(f"Azure emulator:      {self.azure['arm_endpoint']}")
+        self.say(f"Azure subscription:  {self.azure['subscription_id']}")
         self.kube = self._start_emulator(
             "kube-emulator",
             [
@@ -117,7 +128,7 @@ class LocalStack:
         )
         self.say(f"Kubernetes emulator: {self.kube['server']}")
         self._apply_crds()
-        self._create_resource_group()
+        self._create_estate()
         self._start_operator()
         self.say("Operator:            running")
         if self.examples:
@@ -191,23 +202,32 @@ class LocalStack:
         names = [f"crd/{path.stem.split('_', 1)[1]}.identityoperator.dev" for path in crds]
         self.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
 
-    def _create_resource_group(self) -> None:
-        """The examples' resource group, created in the Azure emulator as a user would in the portal."""
+    def _create_estate(self) -> None:
+        """What the examples refer to, created in the Azure emulator as a user's own deployment would."""
         token = self._arm_token()
-        url = (
-            f"{self.azure['arm_endpoint']}/subscriptions/{self.azure['subscription_id']}"
-            f"/resourcegroups/{EXAMPLES_RESOURCE_GROUP}?api-version=2022-09-01"
-        )
-        body = json.dumps({"location": EXAMPLES_LOCATION}).encode()
+        resources = demo_estate(self.azure["tenant_id"])
+        for resource in resources:
+            self._arm_put(resource, token)
+        groups = [r.description.split()[-1] for r in resources if r.description.startswith("resource group")]
+        self.say(f"Azure resources:     {len(resources)} in resource groups {', '.join(groups)}")
+
+    def _arm_put(self, resource: AzureResource, token: str) -> None:
+        resource_id = resource.resource_id(self.azure["subscription_id"])
+        url = f"{self.azure['arm_endpoint']}{resource_id}?api-version={resource.api_version}"
         request = urllib.request.Request(
             url,
-            data=body,
+            data=json.dumps(resource.body).encode(),
             method="PUT",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, context=self._tls(), timeout=30) as response:
-            if response.status not in (200, 201):
-                raise StackError(f"creating resource group {EXAMPLES_RESOURCE_GROUP}: HTTP {response.status}")
+        try:
+            with urllib.request.urlopen(request, context=self._tls(), timeout=30) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            raise StackError(
+                f"creating {resource.description} in Azure: HTTP {error.code} {detail}"
+            ) from None
 
     def _arm_token(self) -> str:
         form = urllib.parse.urlencode(
@@ -253,20 +273,61 @@ class LocalStack:
     def _apply_examples(self, timeout: float) -> None:
         for path in self.examples:
             self.kubectl("apply", "-n", self.namespace, "-f", str(path))
-        self.say(f"Applied {', '.join(p.name for p in self.examples)}; waiting until they are Ready")
-        for resource in self.example_resources():
-            result = self.kubectl(
-                "wait",
-                "-n",
-                self.namespace,
-                "--for=condition=Ready",
-                f"--timeout={int(timeout)}s",
-                resource,
-                check=False,
-            )
-            if result.returncode != 0:
-                status = self.kubectl("get", "-n", self.namespace, resource, "-o", "wide", check=False).stdout
-                raise StackError(f"{resource} did not become Ready:\n{status}{result.stderr}")
+        resources = self.example_resources()
+        self.say(
+            f"Applied {len(self.examples)} example file(s) to namespace {self.namespace}; "
+            f"waiting until their {len(resources)} objects are Ready"
+        )
+        self.wait_ready(resources, timeout)
+
+    def wait_ready(self, resources: Sequence[str], timeout: float) -> None:
+        """Wait until every one of `resources` reports Ready=True, saying so as each does.
+
+        One `kubectl get` of all of them per round, rather than `kubectl wait` on each in turn, so that a
+        timeout can name every object still not Ready with its reason and message.
+        """
+        deadline = time.monotonic() + timeout
+        pending = list(resources)
+        conditions: dict[str, dict[str, Any]] = {}
+        while pending:
+            conditions = self._ready_conditions(pending)
+            for resource in list(pending):
+                condition = conditions.get(resource, {})
+                if condition.get("status") == "True":
+                    pending.remove(resource)
+                    self.say(f"  Ready  {_short(resource)}")
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                lines = [
+                    f"  {_short(r)}: Ready={conditions.get(r, {}).get('status', 'Unknown')} "
+                    f"{conditions.get(r, {}).get('reason', '')}: {conditions.get(r, {}).get('message', '')}"
+                    for r in pending
+                ]
+                raise StackError(
+                    f"not Ready after {timeout:g} s:\n"
+                    + "\n".join(lines)
+                    + f"\nsee {self.workdir}/operator.log"
+                )
+            failed = self.failed_child()
+            if failed is not None:
+                raise StackError(
+                    f"{failed.name} exited while the examples were reconciled:\n{failed.log_tail()}"
+                )
+            time.sleep(0.3)
+
+    def _ready_conditions(self, resources: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The Ready condition of each resource (`{}` while it has none), keyed as given."""
+        listed = json.loads(
+            self.kubectl("get", "-n", self.namespace, "-o", "json", "--ignore-not-found", *resources).stdout
+            or '{"items": []}'
+        )
+        found: dict[str, dict[str, Any]] = {}
+        for item in listed.get("items", []):
+            key = f"{item['kind'].lower()}.{GROUP}/{item['metadata']['name']}"
+            conditions = item.get("status", {}).get("conditions", [])
+            found[key] = next((c for c in conditions if c.get("type") == "Ready"), {})
+        return found
 
     def example_resources(self) -> list[str]:
         """`<kind>.identityoperator.dev/<name>` of every operator object in the examples."""
@@ -276,6 +337,12 @@ class LocalStack:
                 if document and str(document.get("apiVersion", "")).startswith(f"{GROUP}/"):
                     resources.append(f"{document['kind'].lower()}.{GROUP}/{document['metadata']['name']}")
         return resources
+
+
+def _short(resource: str) -> str:
+    """`userassignedidentity/demo-workload` for `userassignedidentity.identityoperator.dev/demo-workload`."""
+    kind, name = resource.split("/", 1)
+    return f"{kind.split('.', 1)[0]}/{name}"
 
 
 def _free_port() -> int:

@@ -1,0 +1,115 @@
+"""The Azure side of the demo: the subscription, resource groups and resources that `examples/` refer to.
+
+In a real subscription these already exist, owned by whoever deployed the workloads: the operator only
+manages identities and role assignments on top of them. `make run` therefore creates them in the Azure
+emulator before the examples are applied, through ARM with the same requests a user's own deployment
+would send, so the examples work exactly as written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from azure_emulator import state as emulator_state
+
+DEMO_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+"""The subscription the examples name. The emulator draws a random one for a fresh world, so the local stack
+seeds its world with this one (see `seed_subscription`)."""
+DEMO_LOCATION = "westeurope"
+EMULATOR_STATE_FILE = "state.json"
+"""The file the emulator loads its world from (`--persist`) and saves it to after each change."""
+
+RESOURCE_GROUPS_API_VERSION = "2022-09-01"
+
+
+@dataclasses.dataclass(frozen=True)
+class AzureResource:
+    """One ARM resource to PUT: its path under the subscription, the api-version and the body."""
+
+    path: str
+    api_version: str
+    body: Mapping[str, Any]
+
+    def resource_id(self, subscription_id: str) -> str:
+        return f"/subscriptions/{subscription_id}{self.path}"
+
+    @property
+    def description(self) -> str:
+        """`<type> <name>` for the progress output, e.g. `Microsoft.Compute/virtualMachines batch-vm`."""
+        segments = self.path.strip("/").split("/")
+        if len(segments) == 2:
+            return f"resource group {segments[1]}"
+        provider_at = segments.index("providers")
+        rest = segments[provider_at + 1 :]
+        namespace, pairs = rest[0], rest[1:]
+        types = "/".join(pairs[0::2])
+        names = "/".join(pairs[1::2])
+        return f"{namespace}/{types} {names}"
+
+
+def _group(name: str) -> AzureResource:
+    return AzureResource(f"/resourceGroups/{name}", RESOURCE_GROUPS_API_VERSION, {"location": DEMO_LOCATION})
+
+
+def _resource(group: str, provider_path: str, api_version: str, **body: Any) -> AzureResource:
+    return AzureResource(
+        f"/resourceGroups/{group}/providers/{provider_path}",
+        api_version,
+        {"location": DEMO_LOCATION, **body},
+    )
+
+
+def demo_estate(tenant_id: str) -> tuple[AzureResource, ...]:
+    """Everything the examples name, parents before children, in the order a deployment would create it."""
+    return (
+        # examples/user-assigned-identity.yaml, federated-identity-credential.yaml, role-assignment.yaml
+        _group("rg-identity-operator-demo"),
+        _resource(
+            "rg-identity-operator-demo",
+            "Microsoft.KeyVault/vaults/kv-demo",
+            "2024-11-01",
+            properties={
+                "tenantId": tenant_id,
+                "sku": {"family": "A", "name": "standard"},
+                "enableRbacAuthorization": True,
+            },
+        ),
+        # examples/system-assigned-identity.yaml: an App Service app and its staging slot
+        _group("storefront"),
+        _resource("storefront", "Microsoft.Web/sites/storefront", "2024-04-01", kind="app"),
+        _resource("storefront", "Microsoft.Web/sites/storefront/slots/staging", "2024-04-01", kind="app"),
+        # examples/system-assigned-and-attached-identities.yaml: a VM, a dashboard app, a storage account
+        _group("batch"),
+        _resource(
+            "batch",
+            "Microsoft.Compute/virtualMachines/batch-vm",
+            "2024-11-01",
+            properties={"hardwareProfile": {"vmSize": "Standard_B2s"}},
+        ),
+        _resource("batch", "Microsoft.Web/sites/batch-dashboard", "2024-04-01", kind="app"),
+        _resource(
+            "batch",
+            "Microsoft.Storage/storageAccounts/stbatchreports",
+            "2024-01-01",
+            kind="StorageV2",
+            sku={"name": "Standard_LRS"},
+        ),
+    )
+
+
+def seed_subscription(state_dir: Path, subscription_id: str = DEMO_SUBSCRIPTION_ID) -> bool:
+    """Give a fresh emulator world the examples' subscription ID; False when a saved world already exists.
+
+    The emulator offers no flag for the subscription ID, but with `--persist` it starts from the world saved
+    in its state folder. Writing a fresh world (made by the emulator's own constructor) there first fixes
+    the ID and leaves everything else as the emulator makes it. A world saved by an earlier run with the
+    same `--workdir` is kept as it is, with its identities and assignments.
+    """
+    state_file = state_dir / EMULATOR_STATE_FILE
+    if state_file.exists():
+        return False
+    emulator_state.save(emulator_state.new_world(subscription_id=subscription_id), state_file)
+    return True

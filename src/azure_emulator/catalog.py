@@ -27,6 +27,9 @@ class ResourceTypeInfo:
     served: bool = True
     # Write operations on this type are long-running in Azure (PUT/PATCH answer with an async operation).
     long_running: bool = False
+    # The RP reports `identity.userAssignedIdentities` keys lower-cased, whatever casing the caller sent
+    # (Compute does for VMs and scale sets, so callers must compare them case-insensitively).
+    lowercases_user_assigned_ids: bool = False
 
     @property
     def supports_identity(self) -> bool:
@@ -107,6 +110,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
                 _COMPUTE_VERSIONS,
                 identity_combined_spelling="SystemAssigned, UserAssigned",
                 long_running=True,
+                lowercases_user_assigned_ids=True,
             ),
             ResourceTypeInfo("locations/operations", _COMPUTE_VERSIONS, served=False),
             ResourceTypeInfo("operations", _COMPUTE_VERSIONS, served=False),

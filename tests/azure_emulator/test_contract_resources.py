@@ -209,25 +209,26 @@ def test_vm_user_assigned_map_merge_and_detach(
     )
     assert both.status == 200
     assert both.body["identity"]["type"] == "SystemAssigned, UserAssigned"  # Compute's spelling
+    # Compute reports the keys lower-cased, whatever casing was sent.
     assert both.body["identity"]["userAssignedIdentities"] == {
-        first.id: {"principalId": first.principal_id, "clientId": first.client_id}
+        first.id.lower(): {"principalId": first.principal_id, "clientId": first.client_id}
     }
     merged = azure_emulator.raw(
         "PATCH",
         url,
         {"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {second.id: {}}}},
     )
-    assert set(merged.body["identity"]["userAssignedIdentities"]) == {first.id, second.id}
+    assert set(merged.body["identity"]["userAssignedIdentities"]) == {first.id.lower(), second.id.lower()}
     detached = azure_emulator.raw(
         "PATCH",
         url,
         {"identity": {"type": "UserAssigned", "userAssignedIdentities": {first.id: None}}},
     )
     assert detached.body["identity"]["type"] == "UserAssigned"
-    assert set(detached.body["identity"]["userAssignedIdentities"]) == {second.id}
+    assert set(detached.body["identity"]["userAssignedIdentities"]) == {second.id.lower()}
     assert "principalId" not in detached.body["identity"]
     tags_only = azure_emulator.raw("PATCH", url, {"tags": {"k": "v"}})
-    assert set(tags_only.body["identity"]["userAssignedIdentities"]) == {second.id}
+    assert set(tags_only.body["identity"]["userAssignedIdentities"]) == {second.id.lower()}
 
     identities = f"{_group_id(azure_emulator, resource_group)}/providers/Microsoft.ManagedIdentity"
     ghost = f"{identities}/userAssignedIdentities/ghost"

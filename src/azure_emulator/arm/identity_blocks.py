@@ -123,7 +123,11 @@ def resolve(
         already = next((v for k, v in current_map.items() if k.lower() == key.lower()), None)
         if already is None:
             emulator.authorize_linked(caller, write_action, resource_id, ASSIGN_ACTION, uai.id)
-        resolved[key] = {"principalId": uai.properties["principalId"], "clientId": uai.properties["clientId"]}
+        reported_key = key.lower() if type_info.lowercases_user_assigned_ids else key
+        resolved[reported_key] = {
+            "principalId": uai.properties["principalId"],
+            "clientId": uai.properties["clientId"],
+        }
 
     # Only now, with every check passed, change the directory.
     block: dict[str, Any] = {"type": _spell_type(kinds, combined)}

@@ -1,12 +1,13 @@
-"""`make run` end to end: `python -m local_stack` brings up both emulators and the operator, applies the
-examples, waits until they are Ready, prints `kubectl get` output and a kubeconfig that works, keeps
-running, and stops everything on Ctrl-C."""
+"""`make run` end to end: `python -m local_stack` brings up both emulators and the operator, creates the Azure
+resources the examples name, applies every example, waits until all are Ready, prints `kubectl get` output
+and a kubeconfig that works, keeps running, and stops everything on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,18 +15,57 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+from local_stack.estate import DEMO_SUBSCRIPTION_ID, seed_subscription
+from local_stack.stack import DEFAULT_EXAMPLES, EXAMPLES_DIR
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"
+GROUP = "identityoperator.dev"
+
+
+def example_objects() -> dict[tuple[str, str], Path]:
+    """(kind, name) of every operator object in examples/, with the file it is in."""
+    found = {}
+    for path in sorted(EXAMPLES_DIR.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and str(document["apiVersion"]).startswith(f"{GROUP}/"):
+                found[(document["kind"], document["metadata"]["name"])] = path
+    return found
+
+
+def emulator_state(workdir: Path) -> dict[str, Any]:
+    """The Azure emulator's whole world, read from its control endpoint (no authentication)."""
+    ready = json.loads((workdir / "azure-emulator.ready.json").read_text())
+    context = ssl.create_default_context(cafile=ready["ca_file"])
+    with urllib.request.urlopen(f"{ready['control_url']}/state", context=context, timeout=10) as response:
+        world: dict[str, Any] = json.loads(response.read())["world"]
+        return world
+
+
+def test_the_default_examples_are_every_example() -> None:
+    assert sorted(DEFAULT_EXAMPLES) == sorted(path.name for path in EXAMPLES_DIR.glob("*.yaml"))
+
+
+def test_a_fresh_emulator_world_gets_the_examples_subscription_and_a_saved_one_is_kept(
+    tmp_path: Path,
+) -> None:
+    assert seed_subscription(tmp_path) is True
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["subscription_id"] == DEMO_SUBSCRIPTION_ID
+    assert seed_subscription(tmp_path, "11111111-1111-1111-1111-111111111111") is False
+    assert json.loads((tmp_path / "state.json").read_text()) == saved
 
 
 def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "local_stack", "--workdir", str(tmp_path), "--timeout", "40"],
+        [sys.executable, "-m", "local_stack", "--workdir", str(tmp_path), "--timeout", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -44,14 +84,20 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert up.wait(timeout=75), "".join(lines)
+        assert up.wait(timeout=100), "".join(lines)
         output = "".join(lines)
-        assert re.search(
-            r"userassignedidentity\.identityoperator\.dev/demo-workload\s+True\s+Succeeded", output
-        )
-        assert re.search(
-            r"federatedidentitycredential\.identityoperator\.dev/demo-workload\s+True\s+Succeeded", output
-        )
+        assert f"Azure subscription:  {DEMO_SUBSCRIPTION_ID}" in output
+        # The category listing shows every object of every example, Ready.
+        listing = output.split("$ kubectl get azureidentity -A", 1)[1]
+        objects = example_objects()
+        assert {kind for kind, _ in objects} == {
+            "UserAssignedIdentity",
+            "FederatedIdentityCredential",
+            "RoleAssignment",
+            "SystemAssignedIdentity",
+        }
+        for kind, name in objects:
+            assert re.search(rf"{kind.lower()}\.{GROUP}/{name}\s+True\s+Succeeded", listing), (kind, name)
         kubeconfig = re.search(r"export KUBECONFIG=(\S+)", output)
         assert kubeconfig is not None, output
         server = re.search(r"Kubernetes emulator: (\S+)", output)
@@ -65,14 +111,46 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
             check=True,
             timeout=30,
         )
-        items = {item["kind"]: item for item in json.loads(got.stdout)["items"]}
-        assert items["UserAssignedIdentity"]["status"]["clientId"]
-        assert items["FederatedIdentityCredential"]["status"]["subject"] == (
-            "system:serviceaccount:default:demo-workload"
+        items = {(item["kind"], item["metadata"]["name"]): item for item in json.loads(got.stdout)["items"]}
+        assert items["UserAssignedIdentity", "demo-workload"]["status"]["clientId"]
+        credential = items["FederatedIdentityCredential", "demo-workload"]["status"]
+        assert credential["subject"] == "system:serviceaccount:default:demo-workload"
+        assert credential["issuer"] == "https://kubernetes.default.svc.cluster.local"
+
+        # Azure holds what the examples declare.
+        every = subprocess.run(
+            [KUBECTL, f"--kubeconfig={kubeconfig.group(1)}", "get", "azureidentity", "-o", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         )
-        assert items["FederatedIdentityCredential"]["status"]["issuer"] == (
-            "https://kubernetes.default.svc.cluster.local"
-        )
+        statuses = {
+            (item["kind"], item["metadata"]["name"]): item["status"]
+            for item in json.loads(every.stdout)["items"]
+        }
+        assert set(statuses) == set(objects)
+        world = emulator_state(tmp_path)
+        resources = {r["id"].lower(): r for r in world["resources"]}
+        vm = resources[
+            f"/subscriptions/{DEMO_SUBSCRIPTION_ID}/resourcegroups/batch/providers/"
+            "microsoft.compute/virtualmachines/batch-vm"
+        ]
+        assert vm["identity"]["principalId"] == statuses["SystemAssignedIdentity", "batch-vm"]["principalId"]
+        attached = {key.lower() for key in vm["identity"]["userAssignedIdentities"]}
+        assert statuses["UserAssignedIdentity", "batch-shared"]["id"].lower() in attached
+        granted = {
+            (a["scope"].lower(), a["principal_id"], a["role_definition_id"].rsplit("/", 1)[1])
+            for a in world["role_assignments"]
+        }
+        for (kind, name), status in statuses.items():
+            if kind == "RoleAssignment":
+                grant = (
+                    status["scope"].lower(),
+                    status["principalId"],
+                    status["roleDefinitionId"].rsplit("/", 1)[1],
+                )
+                assert grant in granted, name
         assert process.poll() is None, "it keeps running until interrupted"
     finally:
         process.send_signal(signal.SIGINT)

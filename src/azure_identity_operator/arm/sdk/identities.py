@@ -12,6 +12,16 @@ from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.arm.identities import FederatedCredential, Identity, IdentityRef
 from azure_identity_operator.arm.sdk.session import AzureSession, translated_errors
 
+_CONTAINER_GONE = frozenset({"ResourceGroupNotFound", "SubscriptionNotFound"})
+"""404 codes about where the resource would live: the caller must report those, not create into them."""
+
+
+def _absent(error: ArmError) -> bool:
+    """A 404 for the resource itself. Its code is not part of the API contract (ARM's front door answers
+    `ResourceNotFound`; what a provider answers for a missing child resource is its own choice), so any
+    404 but a missing resource group or subscription means "no such resource"."""
+    return error.status == 404 and error.code not in _CONTAINER_GONE
+
 
 class SdkIdentityPort:
     def __init__(self, session: AzureSession) -> None:
@@ -25,7 +35,7 @@ class SdkIdentityPort:
             async with translated_errors():
                 found = await self._client(ref).user_assigned_identities.get(ref.resource_group, ref.name)
         except ArmError as error:
-            if error.code in ("ResourceNotFound", "NotFound"):
+            if _absent(error):
                 return None
             raise
         return _identity(found)
@@ -62,7 +72,7 @@ class SdkIdentityPort:
                     ref.resource_group, ref.name, name
                 )
         except ArmError as error:
-            if error.code in ("ResourceNotFound", "NotFound"):
+            if _absent(error):
                 return None
             raise
         return _federated_credential(found)

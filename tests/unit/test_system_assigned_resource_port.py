@@ -12,7 +12,7 @@ PROVIDER = {
     "resourceTypes": [
         {
             "resourceType": "sites",
-            "apiVersions": ["2024-04-01", "2023-12-01"],
+            "apiVersions": ["2025-06-01-beta", "2025-03-01-privatepreview", "2024-04-01", "2023-12-01"],
             "capabilities": "SupportsTags",
         },
         {
@@ -33,6 +33,7 @@ def test_newest_stable_api_version_is_discovered_per_type() -> None:
     assert slots.identity_capability
     sites = adapter.type_info_from_provider(PROVIDER, "sites")
     assert sites is not None
+    assert sites.api_version == "2024-04-01"  # a "-beta" or "-privatepreview" version is no stable one
     assert not sites.identity_capability
     preview = adapter.type_info_from_provider(PROVIDER, "previewOnly")
     assert preview is not None

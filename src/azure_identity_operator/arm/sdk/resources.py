@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -54,9 +55,13 @@ class ResourceTypeInfo:
     """The provider lists an identity capability for the type; absence proves nothing."""
 
 
+_STABLE_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+"""Stable api-versions are bare dates; `-preview`, `-privatepreview`, `-beta` and `-alpha` are not."""
+
+
 def newest_api_version(versions: list[str]) -> str | None:
-    """The newest stable api-version, or the newest preview when the type has no stable one."""
-    stable = sorted((v for v in versions if "preview" not in v.lower()), reverse=True)
+    """The newest stable api-version, or the newest pre-release when the type has no stable one."""
+    stable = sorted((v for v in versions if _STABLE_API_VERSION.match(v.strip())), reverse=True)
     if stable:
         return stable[0]
     previews = sorted(versions, reverse=True)

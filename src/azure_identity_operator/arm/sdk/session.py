@@ -9,7 +9,9 @@ Sovereign clouds: an ARM endpoint of Azure US Government or Azure China alone is
 a token for the public cloud's audience, and their tenants live at their own Entra authority, so unless
 `AZURE_RESOURCE_MANAGER_AUDIENCE` or `AZURE_AUTHORITY_HOST` say otherwise both follow the endpoint, with
 the values the SDK itself uses for those clouds (`azure.mgmt.core.tools.get_arm_endpoints`,
-`azure.identity.AzureAuthorityHosts`).
+`azure.identity.AzureAuthorityHosts`). `DefaultAzureCredential` hands that authority to its environment
+(client secret, certificate) credential only; its workload identity credential reads `AZURE_AUTHORITY_HOST`
+itself, which the AKS workload identity webhook sets for the cluster's cloud.
 """
 
 from __future__ import annotations

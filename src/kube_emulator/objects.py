@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kube_emulator import conversions, fields, patches, schema
+from kube_emulator import conversions, crd_rules, fields, patches, schema
 from kube_emulator.errors import (
     ApiError,
     FieldError,
@@ -779,7 +779,22 @@ class Api:
             )
         for index, version in enumerate(versions):
             openapi = (version.get("schema") or {}).get("openAPIV3Schema")
-            if openapi:
+            if not openapi:
+                errors.append(
+                    FieldError(
+                        f"spec.versions[{index}].schema.openAPIV3Schema",
+                        "FieldValueRequired",
+                        "Required value: schemas are required",
+                    )
+                )
+            else:
+                for structural in crd_rules.check_schema(openapi, validate_default=schema.default_problems):
+                    errors.append(
+                        dataclasses.replace(
+                            structural, field=f"spec.versions[{index}].schema.{structural.field}"
+                        )
+                    )
+                errors.extend(crd_rules.check_printer_columns(version, f"spec.versions[{index}]"))
                 for problem in schema.compile_schema_rules(openapi):
                     errors.append(
                         FieldError(

@@ -397,6 +397,19 @@ class Validator:
             self._invalid(path, value, f"{path} in body must not validate the schema (not)")
 
 
+def default_problems(value: Any, node: Mapping[str, Any]) -> list[str]:
+    """Why a `default` does not hold for its own schema node (kube-apiserver refuses such a CRD): it must
+    survive pruning unchanged and pass the node's OpenAPI validation."""
+    wrapper = {"type": "object", "properties": {"value": node}}
+    candidate = {"value": copy.deepcopy(value)}
+    unknown = prune(candidate, wrapper)
+    problems = [f"must not have unknown fields: {field.removeprefix('value.')}" for field in unknown]
+    validator = Validator()
+    validator.validate(candidate.get("value"), node, "default")
+    problems.extend(error.render() for error in validator.errors)
+    return problems
+
+
 # CEL -------------------------------------------------------------------------------------------------
 
 _REASON_TEXT = {

@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.up(ready_timeout=args.timeout)
         print(flush=True)
+        if EXAMPLES_DIR / "federated-identity-credential.yaml" in examples:
+            try:
+                print(stack.check_workload_identity().summary(), flush=True)
+            except Exception as error:  # a failed check leaves the stack up to look into
+                print(f"Workload identity check failed: {error!r}", file=sys.stderr, flush=True)
+            print(flush=True)
         print(
             f"$ kubectl get azureidentity -A\n{stack.kubectl('get', 'azureidentity', '-A').stdout}",
             flush=True,

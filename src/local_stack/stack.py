@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from local_stack.estate import AzureResource, demo_estate, seed_subscription
+from local_stack.workload import DEMO_WORKLOAD, WorkloadCheck, check_workload_identity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "identityoperator.dev"
@@ -98,6 +99,18 @@ class LocalStack:
     def kubeconfig(self) -> Path:
         return Path(self.kube["kubeconfig"])
 
+    @property
+    def workload_token_file(self) -> Path:
+        """The projected service-account token of the ServiceAccount `demo-workload` (once it exists)."""
+        return self.workdir / f"{DEMO_WORKLOAD}.token"
+
+    def check_workload_identity(self) -> WorkloadCheck:
+        """Sign in to Azure as the demo workload does in a pod, and see what its roles let it read."""
+        client_id = self.kubectl(
+            "get", "-n", self.namespace, f"uai/{DEMO_WORKLOAD}", "-o", "jsonpath={.status.clientId}"
+        ).stdout
+        return check_workload_identity(self.azure, client_id, self.workload_token_file)
+
     # --- lifecycle ---------------------------------------------------------------------------------------
 
     def up(self, *, ready_timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
@@ -124,6 +137,9 @@ class LocalStack:
                 str(self.workdir / "kube"),
                 "--issuer",
                 CLUSTER_ISSUER,
+                # The token a pod running as the demo workload's ServiceAccount would find in its volume.
+                "--project-token",
+                f"{self.namespace}/{DEMO_WORKLOAD}={self.workload_token_file}",
             ],
         )
         self.say(f"Kubernetes emulator: {self.kube['server']}")

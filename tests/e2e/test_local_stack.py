@@ -87,6 +87,10 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
         assert up.wait(timeout=100), "".join(lines)
         output = "".join(lines)
         assert f"Azure subscription:  {DEMO_SUBSCRIPTION_ID}" in output
+        # The demo workload signed in with its projected token, and its roles decided what it could read.
+        assert "Workload identity check failed" not in output, output
+        assert "it may read Key Vault kv-demo" in output
+        assert "it may not read resource group batch (AuthorizationFailed" in output
         # The category listing shows every object of every example, Ready.
         listing = output.split("$ kubectl get azureidentity -A", 1)[1]
         objects = example_objects()

@@ -57,6 +57,7 @@ def try_it(stack: LocalStack, workdir: Path, namespace: str) -> str:
         f"  kubectl wait --for=condition=Ready ra --all{ns}\n"
         "What Azure holds now (the emulator's whole state):\n"
         f"  curl -s --cacert {azure['ca_file']} {azure['control_url']}/state\n"
+        f"The operator's metrics: curl -s {stack.metrics_url}\n"
         f"Logs: {workdir}/operator.log, azure-emulator.log, kube-emulator.log\n"
         "Press Ctrl-C to stop."
     )

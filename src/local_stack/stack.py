@@ -94,6 +94,7 @@ class LocalStack:
     azure: dict[str, Any] = dataclasses.field(default_factory=dict)
     kube: dict[str, Any] = dataclasses.field(default_factory=dict)
     liveness_port: int = 0
+    metrics_port: int = 0
 
     @property
     def kubeconfig(self) -> Path:
@@ -146,7 +147,7 @@ class LocalStack:
         self._apply_crds()
         self._create_estate()
         self._start_operator()
-        self.say("Operator:            running")
+        self.say(f"Operator:            ready; metrics at {self.metrics_url}")
         if self.examples:
             self._apply_examples(ready_timeout)
 
@@ -280,11 +281,23 @@ class LocalStack:
             "IDENTITY_OPERATOR_SYNC_INTERVAL": str(self.sync_interval),
         }
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def _start_operator(self) -> None:
-        self.liveness_port = _free_port()
-        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-        child = self._spawn("operator", ["azure_identity_operator", f"--liveness={url}"], self.operator_env())
-        self._wait(lambda: _answers(url), child, "the operator's liveness probe")
+        """The operator as it runs in a pod, with its probes and metrics on loopback ports."""
+        self.liveness_port, self.metrics_port = _free_port(), _free_port()
+        arguments = [
+            "azure_identity_operator",
+            f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
+            f"--metrics-port={self.metrics_port}",
+            "--metrics-address=127.0.0.1",
+        ]
+        child = self._spawn("operator", arguments, self.operator_env())
+        # Ready (as its readiness probe says) once its watches run, so the examples are seen at once.
+        readiness = f"http://127.0.0.1:{self.metrics_port}/readyz"
+        self._wait(lambda: _answers(readiness), child, "the operator's readiness probe")
 
     def _apply_examples(self, timeout: float) -> None:
         for path in self.examples:

@@ -155,6 +155,17 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
                     status["roleDefinitionId"].rsplit("/", 1)[1],
                 )
                 assert grant in granted, name
+        # The operator's metrics count every example object as Ready.
+        metrics_url = re.search(r"metrics: curl -s (\S+)", output)
+        assert metrics_url is not None, output
+        with urllib.request.urlopen(metrics_url.group(1), timeout=10) as response:
+            metrics = response.read().decode()
+        for kind in {kind for kind, _ in objects}:
+            count = sum(1 for k, _ in objects if k == kind)
+            sample = (
+                f'azure_identity_operator_objects{{kind="{kind}",ready="True",reason="Succeeded"}} {count}.0'
+            )
+            assert sample in metrics, (sample, metrics)
         assert process.poll() is None, "it keeps running until interrupted"
     finally:
         process.send_signal(signal.SIGINT)

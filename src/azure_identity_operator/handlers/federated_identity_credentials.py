@@ -44,7 +44,6 @@ def referenced_identity(body: Mapping[str, Any]) -> tuple[str, str] | None:
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     context.dependants.register(KIND, referenced_identity)
     settings = context.settings
-    resource = (constants.GROUP, constants.VERSION, KIND.plural)
 
     def identity_of(body: kopf.Body, indexes: Mapping[str, Any]) -> PrincipalSnapshot | None:
         referenced = referenced_identity(body)
@@ -80,12 +79,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     runtime.register_reconcile(registry, KIND, interval=settings.sync_interval, reconcile=reconcile)
 
-    @kopf.on.delete(*resource, registry=registry)
-    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
-        identity = identity_of(body, kwargs)
+    async def cleanup(body: kopf.Body, logger: Any, indexes: Mapping[str, Any]) -> outcome.Outcome | None:
+        identity = identity_of(body, indexes)
         status = body.get("status")
         async with identity_write_lock(reconciler.identity_id_for(identity, status)):
-            blocked = await reconciler.cleanup(
+            return await reconciler.cleanup(
                 context.identities,
                 body.get("spec"),
                 object_name=body.metadata.name or "",
@@ -94,6 +92,5 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
                 identity=identity,
                 status=status,
             )
-        if blocked is not None:
-            runtime.report_outcome(body=body, patch=patch, logger=logger, result=blocked)
-            raise kopf.TemporaryError(blocked.message, delay=runtime.backoff_delay(blocked, retry))
+
+    runtime.register_cleanup(registry, KIND, cleanup=cleanup, action="deleting the federated credential")

@@ -22,7 +22,7 @@ from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.handlers import dependants, runtime
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.reconcilers import role_assignments
-from azure_identity_operator.status import outcome, reasons
+from azure_identity_operator.status import outcome
 
 KIND = constants.ROLE_ASSIGNMENT
 ASSIGNMENT_INDEX = f"{KIND.plural}_by_assignment"
@@ -86,7 +86,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     context.dependants.register(KIND, referenced_identity)
     interval = context.settings.sync_interval
 
-    @kopf.index(constants.GROUP, constants.VERSION, KIND.plural, id=ASSIGNMENT_INDEX, registry=registry)
+    @kopf.index(*runtime.resource_of(KIND), id=ASSIGNMENT_INDEX, registry=registry)
     def index_by_assignment(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str, str, bool]] | None:
         name = (body.get("status") or {}).get("name")
         if not name:
@@ -108,9 +108,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         retry: int,
         kwargs: Mapping[str, Any],
     ) -> None:
-        if body.metadata.get("deletionTimestamp"):
-            return  # the delete handler owns the object now
-
         async def run() -> outcome.Outcome:
             return await role_assignments.reconcile(
                 namespace=body.metadata.namespace or "",
@@ -128,54 +125,33 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     runtime.register_reconcile(registry, KIND, interval=interval, reconcile=reconcile)
 
-    group, version, plural = constants.GROUP, constants.VERSION, KIND.plural
-
-    @kopf.on.delete(group, version, plural, registry=registry, id="cleanup")
     async def cleanup(
-        *,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
-        retry: int = 0,
-        **kwargs: Any,
-    ) -> None:
+        body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], kwargs: Mapping[str, Any]
+    ) -> outcome.Outcome | None:
         annotations = body.metadata.annotations
-        async with runtime.object_lock(
-            body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
-        ):
-            try:
-                deletion = await role_assignments.delete(
-                    spec=body.get("spec"),
-                    status=body.get("status"),
-                    identity=identity_snapshot(body, kwargs),
-                    port=port,
-                    roles=roles,
-                    declared_elsewhere=declared_elsewhere_fn(body, kwargs),
-                    deleting_since=_deleting_since(body),
-                    force=str(annotations.get(api.FORCE_DELETE_ANNOTATION, "")).lower() == "true",
-                )
-            except Exception as error:
-                logger.exception("Unexpected failure while deleting the role assignment")
-                deletion = role_assignments.Deletion(
-                    done=False,
-                    result=outcome.not_ready(
-                        reasons.OPERATOR_ERROR,
-                        f"deleting the role assignment: unexpected {type(error).__name__}: {error}",
-                        retry_after=runtime.UNEXPECTED_ERROR_RETRY_SECONDS,
-                    ),
-                )
+        deletion = await role_assignments.delete(
+            spec=body.get("spec"),
+            status=body.get("status"),
+            identity=identity_snapshot(body, kwargs),
+            port=port,
+            roles=roles,
+            declared_elsewhere=declared_elsewhere_fn(body, kwargs),
+            deleting_since=_deleting_since(body),
+            force=str(annotations.get(api.FORCE_DELETE_ANNOTATION, "")).lower() == "true",
+        )
         if deletion.warning:
             kopf.event(body, type="Warning", reason="DeletionBlocked", message=deletion.warning)
             logger.warning("Released without cleanup: %s", deletion.warning)
         if deletion.done:
             logger.info("Deleted: %s", deletion.result.message)
-            return
-        runtime.report_outcome(body=body, patch=patch, logger=logger, result=deletion.result)
-        retry_after = deletion.result.retry_after or runtime.UNEXPECTED_ERROR_RETRY_SECONDS
-        delay = runtime.backoff_delay(
-            outcome.not_ready(deletion.result.reason, deletion.result.message, retry_after=retry_after), retry
-        )
-        if deletion.result.reason == reasons.DELETION_BLOCKED:
-            # Keep retries frequent while blocked, so the force-delete annotation takes effect soon.
-            delay = min(delay, MAX_BLOCKED_RETRY_SECONDS)
-        raise kopf.TemporaryError(deletion.result.message, delay=delay)
+            return None
+        return deletion.result
+
+    runtime.register_cleanup(
+        registry,
+        KIND,
+        cleanup=cleanup,
+        action="deleting the role assignment",
+        # Keep retries frequent while blocked, so the force-delete annotation takes effect soon.
+        max_blocked_delay=MAX_BLOCKED_RETRY_SECONDS,
+    )

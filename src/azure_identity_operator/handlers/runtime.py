@@ -1,10 +1,12 @@
-"""The one place where reconcile outcomes meet kopf: locking, status patches, Events and retries.
+"""The one place where reconcile outcomes meet kopf: triggers, locking, status patches, Events and retries.
 
-Every kind's handlers call `reconcile_and_report` with a zero-argument coroutine function that runs the
-kind's reconciler. It serializes work per object (kopf runs a drift timer concurrently with change
-handlers), maps unplanned `ArmError`s through the single classification table, writes status only when it
-differs, posts an Event when Ready's status or reason changes, and turns retryable outcomes into kopf
-retries with exponential backoff (Azure's own `Retry-After` is honoured exactly when throttled).
+Every kind registers its reconcile with `register_reconcile` (resume, create, update and the drift timer)
+and its cleanup with `register_cleanup`; the reconcile calls `reconcile_and_report` with a zero-argument
+coroutine function that runs the kind's reconciler. Work on one object is serialized (kopf runs the drift
+timer concurrently with change and delete handlers), unplanned `ArmError`s are mapped through the single
+classification table, status is written only when it differs, an Event is posted when Ready's status or
+reason changes, and retryable outcomes become kopf retries with exponential backoff (Azure's own
+`Retry-After` is honoured exactly when throttled).
 
 It also records each reconcile in the operator's metrics (kind, result, Ready reason, duration) and binds
 the object to the logging context, so every line logged during the reconcile, down to the ARM pipeline,
@@ -14,6 +16,7 @@ names the object. `track_ready_states` keeps the objects-by-Ready-state gauge fr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -61,6 +64,11 @@ async def drift_check_due(body: kopf.Body) -> bool:
     return bool(status.get("observedGeneration") == body.metadata.get("generation"))
 
 
+def resource_of(kind: constants.Kind) -> tuple[str, str, str]:
+    """(group, version, plural): how kopf's decorators name one of the operator's kinds."""
+    return constants.GROUP, constants.VERSION, kind.plural
+
+
 ReconcileHandler = Callable[[kopf.Body, kopf.Patch, Any, int, Mapping[str, Any]], Awaitable[None]]
 """One kind's reconcile: (body, patch, logger, retry count, the other handler kwargs such as indexes)."""
 
@@ -77,7 +85,7 @@ def register_reconcile(
     The first drift check of each object starts at a random point of the interval (no burst after a
     restart), and each later one is jittered by ±`DRIFT_JITTER`.
     """
-    resource = (constants.GROUP, constants.VERSION, kind.plural)
+    resource = resource_of(kind)
 
     @kopf.on.resume(*resource, registry=registry, id="reconcile")
     @kopf.on.create(*resource, registry=registry, id="reconcile")
@@ -116,11 +124,18 @@ async def reconcile_and_report(
     retry: int,
     run: Callable[[], Awaitable[outcome.Outcome]],
     action: str,
-) -> outcome.Outcome:
-    """Run one reconcile of `body` and report it; `action` names it in messages ("creating the identity")."""
+) -> outcome.Outcome | None:
+    """Run one reconcile of `body` and report it; `action` names it in messages ("creating the identity").
+
+    `None` when the object is being deleted: the cleanup handler owns it then. The check runs under the
+    object's lock on the body kopf keeps current for timers, so a drift check that waited for a cleanup
+    never writes to Azure after it (re-creating what the cleanup just deleted).
+    """
     kind = str(body.get("kind") or "")
     with observability_logging.bind_object(kind, body.metadata.namespace, body.metadata.name or ""):
         async with object_lock(_lock_key(body)):
+            if body.metadata.get("deletionTimestamp"):
+                return None
             started = time.monotonic()
             try:
                 result = await run()
@@ -128,11 +143,7 @@ async def reconcile_and_report(
                 result = errors.outcome_for(error, action=action)
             except Exception as error:
                 logger.exception("Unexpected failure while %s", action)
-                result = outcome.not_ready(
-                    reasons.OPERATOR_ERROR,
-                    f"{action}: unexpected {type(error).__name__}: {error}",
-                    retry_after=UNEXPECTED_ERROR_RETRY_SECONDS,
-                )
+                result = _unexpected(action, error)
             metrics.OPERATOR.record_reconcile(
                 kind=kind,
                 ready=result.ready,
@@ -144,6 +155,58 @@ async def reconcile_and_report(
     if result.retry_after is not None:
         raise kopf.TemporaryError(result.message, delay=backoff_delay(result, retry))
     return result
+
+
+CleanupHandler = Callable[[kopf.Body, Any, Mapping[str, Any]], Awaitable[outcome.Outcome | None]]
+"""One kind's cleanup on deletion: (body, logger, the other handler kwargs such as indexes); `None` when
+Azure is clean, else the outcome that says why the object keeps its finalizer (with its retry delay)."""
+
+
+def register_cleanup(
+    registry: kopf.OperatorRegistry,
+    kind: constants.Kind,
+    *,
+    cleanup: CleanupHandler,
+    action: str,
+    max_blocked_delay: float = MAX_BACKOFF_SECONDS,
+) -> None:
+    """Run `cleanup` when an object is deleted, under the object's lock, and keep the finalizer until it is
+    done.
+
+    kopf signals the drift timer to stop when deletion starts but runs the delete handler without waiting
+    for it; the lock makes a drift reconcile in progress finish first, and `reconcile_and_report` skips
+    one that was waiting. A blocked cleanup is reported in status (and an Event on transition) and retried
+    with backoff, at most `max_blocked_delay` apart while the reason is `DeletionBlocked`.
+    """
+
+    @kopf.on.delete(*resource_of(kind), registry=registry, id="cleanup")
+    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
+        with observability_logging.bind_object(kind.kind, body.metadata.namespace, body.metadata.name or ""):
+            async with object_lock(_lock_key(body)):
+                try:
+                    blocked = await cleanup(body, logger, kwargs)
+                except errors.ArmError as error:
+                    blocked = errors.outcome_for(error, action=action)
+                except Exception as error:
+                    logger.exception("Unexpected failure while %s", action)
+                    blocked = _unexpected(action, error)
+            if blocked is None:
+                return
+            report_outcome(body=body, patch=patch, logger=logger, result=blocked)
+        if blocked.retry_after is None:
+            blocked = dataclasses.replace(blocked, retry_after=UNEXPECTED_ERROR_RETRY_SECONDS)
+        delay = backoff_delay(blocked, retry)
+        if blocked.reason == reasons.DELETION_BLOCKED:
+            delay = min(delay, max_blocked_delay)
+        raise kopf.TemporaryError(blocked.message, delay=delay)
+
+
+def _unexpected(action: str, error: Exception) -> outcome.Outcome:
+    return outcome.not_ready(
+        reasons.OPERATOR_ERROR,
+        f"{action}: unexpected {type(error).__name__}: {error}",
+        retry_after=UNEXPECTED_ERROR_RETRY_SECONDS,
+    )
 
 
 def report_outcome(

@@ -72,17 +72,16 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     runtime.register_reconcile(registry, KIND, interval=interval, reconcile=reconcile)
 
-    @kopf.on.delete(*resource, registry=registry)
-    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
+    async def cleanup(body: kopf.Body, logger: Any, indexes: Mapping[str, Any]) -> outcome.Outcome | None:
         try:
             spec = system_assigned_identities.parse_spec(body.get("spec"))
         except InvalidSpecError:
-            return  # never valid, so never enabled by this object
+            return None  # never valid, so never enabled by this object
         if spec.deletion_policy == "Orphan":
             logger.info("deletionPolicy Orphan: the system-assigned identity of %s stays", spec.resource_id)
-            return
+            return None
         others = others_declaring(
-            kwargs,
+            indexes,
             resource_id=spec.resource_id,
             namespace=body.metadata.namespace or "",
             name=body.metadata.name or "",
@@ -93,22 +92,23 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
                 spec.resource_id,
                 ", ".join(f"{ns}/{name}" for ns, name in others),
             )
-            return
+            return None
         try:
-            cleanup = await system_assigned_identities.disable(context.resources, spec)
+            result = await system_assigned_identities.disable(context.resources, spec)
         except errors.ArmError as error:
-            result = errors.outcome_for(
+            failure = errors.outcome_for(
                 error, action=f"disabling the system-assigned identity of {spec.resource_id}"
             )
-            blocked = outcome.not_ready(
+            return outcome.not_ready(
                 reasons.DELETION_BLOCKED,
-                f"{result.message}; the object keeps its finalizer until this succeeds "
+                f"{failure.message}; the object keeps its finalizer until this succeeds "
                 "(or set spec.deletionPolicy: Orphan to leave the identity enabled)",
-                retry_after=result.retry_after or DELETION_BLOCKED_RETRY_SECONDS,
+                retry_after=failure.retry_after or DELETION_BLOCKED_RETRY_SECONDS,
             )
-            runtime.report_outcome(body=body, patch=patch, logger=logger, result=blocked)
-            raise kopf.TemporaryError(blocked.message, delay=runtime.backoff_delay(blocked, retry)) from error
-        logger.info(cleanup.message)
+        logger.info(result.message)
+        return None
+
+    runtime.register_cleanup(registry, KIND, cleanup=cleanup, action="disabling the system-assigned identity")
 
     @kopf.on.event(*resource, registry=registry)
     async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:

@@ -56,23 +56,22 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     runtime.register_reconcile(registry, KIND, interval=settings.sync_interval, reconcile=reconcile)
 
-    @kopf.on.delete(*resource, registry=registry)
-    async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **_: Any) -> None:
-        blocked = None
+    async def cleanup(body: kopf.Body, logger: Any, _: Mapping[str, Any]) -> outcome.Outcome | None:
         if (body.get("spec") or {}).get("deletionPolicy", "Delete") != "Orphan":
             blocked = await attachments.detach_before_deletion(
                 context.resources, attach_to=_attach_to(body), status=body.get("status")
             )
-        blocked = blocked or await reconciler.cleanup(
+            if blocked is not None:
+                return blocked
+        return await reconciler.cleanup(
             context.identities,
             body.get("spec"),
             object_name=body.metadata.name or "",
             default_subscription_id=settings.subscription_id,
             status=body.get("status"),
         )
-        if blocked is not None:
-            runtime.report_outcome(body=body, patch=patch, logger=logger, result=blocked)
-            raise kopf.TemporaryError(blocked.message, delay=runtime.backoff_delay(blocked, retry))
+
+    runtime.register_cleanup(registry, KIND, cleanup=cleanup, action="deleting the identity")
 
     @kopf.on.event(*resource, registry=registry)
     async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:

@@ -11,33 +11,12 @@ import yaml
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from e2e.helpers import api_version, apply_all, create_resource, identity_of
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
-from fixtures.operator import apply, get_object, ready_condition, wait_for, wait_gone, wait_ready, wait_reason
+from fixtures.operator import get_object, ready_condition, wait_for, wait_gone, wait_ready, wait_reason
 
 pytestmark = pytest.mark.e2e
-
-API_VERSIONS = {"virtualMachines": "2024-11-01", "sites": "2024-04-01", "slots": "2024-04-01"}
-
-
-def api_version(resource_id: str) -> str:
-    return API_VERSIONS[resource_id.rstrip("/").split("/")[-2]]
-
-
-def create_resource(
-    client: ResourceManagementClient, resource_id: str, identity: dict[str, Any] | None = None
-) -> None:
-    body: dict[str, Any] = {"location": "westus"}
-    if identity is not None:
-        body["identity"] = identity
-    client.resources.begin_create_or_update_by_id(
-        resource_id, api_version=api_version(resource_id), parameters=body
-    ).result()
-
-
-def identity_of(client: ResourceManagementClient, resource_id: str) -> dict[str, Any]:
-    resource = client.resources.get_by_id(resource_id, api_version=api_version(resource_id))
-    return dict(resource.as_dict().get("identity") or {})
 
 
 def attached(client: ResourceManagementClient, resource_id: str) -> list[str]:
@@ -59,10 +38,6 @@ def uai_manifest(
             "deletionPolicy": policy,
         },
     }
-
-
-def apply_all(kube: KubeEmulatorInfo, namespace: str, *manifests: dict[str, Any]) -> None:
-    apply(kube, namespace, yaml.safe_dump_all(manifests))
 
 
 def attachment_states(body: dict[str, Any]) -> dict[str, str]:

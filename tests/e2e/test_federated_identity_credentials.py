@@ -15,6 +15,7 @@ import time
 import pytest
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
+from e2e.helpers import arm_reads
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -64,15 +65,6 @@ def credentials(
     return {
         c.name: c.subject for c in msi_client.federated_identity_credentials.list(resource_group, identity)
     }
-
-
-def arm_reads(azure: AzureEmulatorInfo, resource_group: str) -> int:
-    """ARM GETs so far under the resource group (the emulator counts requests by method and path)."""
-    return sum(
-        count
-        for key, count in azure.request_counts().items()
-        if key.startswith("GET ") and f"/{resource_group.lower()}/" in key.lower()
-    )
 
 
 def test_identity_and_credential_applied_together(

@@ -16,10 +16,10 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from e2e.helpers import api_version, apply_all, create_resource, identity_of
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
-    apply,
     events_for,
     get_object,
     ready_condition,
@@ -30,7 +30,6 @@ from fixtures.operator import (
 
 pytestmark = pytest.mark.e2e
 
-API_VERSIONS = {"virtualMachines": "2024-11-01", "sites": "2024-04-01", "slots": "2024-04-01"}
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -43,26 +42,6 @@ def resource_path(subscription: str, group: str, kind: str, name: str) -> str:
         return f"{base}/Microsoft.Web/sites/{name}"
     app, slot = name.split("/")
     return f"{base}/Microsoft.Web/sites/{app}/slots/{slot}"
-
-
-def api_version(resource_id: str) -> str:
-    return API_VERSIONS[resource_id.rstrip("/").split("/")[-2]]
-
-
-def create_resource(
-    client: ResourceManagementClient, resource_id: str, identity: dict[str, Any] | None = None
-) -> None:
-    body: dict[str, Any] = {"location": "westus"}
-    if identity is not None:
-        body["identity"] = identity
-    client.resources.begin_create_or_update_by_id(
-        resource_id, api_version=api_version(resource_id), parameters=body
-    ).result()
-
-
-def identity_of(client: ResourceManagementClient, resource_id: str) -> dict[str, Any]:
-    resource = client.resources.get_by_id(resource_id, api_version=api_version(resource_id))
-    return dict(resource.as_dict().get("identity") or {})
 
 
 def sai_manifest(name: str, resource_id: str, policy: str = "Delete") -> dict[str, Any]:
@@ -85,10 +64,6 @@ def reader_for(name: str, identity: str, scope: str) -> dict[str, Any]:
             "scope": scope,
         },
     }
-
-
-def apply_all(kube: KubeEmulatorInfo, namespace: str, *manifests: dict[str, Any]) -> None:
-    apply(kube, namespace, yaml.safe_dump_all(manifests))
 
 
 def sai(kube: KubeEmulatorInfo, namespace: str, name: str) -> dict[str, Any] | None:

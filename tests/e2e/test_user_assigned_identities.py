@@ -16,6 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from e2e.helpers import arm_reads
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -49,15 +50,6 @@ spec:
 
 def identity_names(msi_client: ManagedServiceIdentityClient, resource_group: str) -> list[str]:
     return sorted(i.name for i in msi_client.user_assigned_identities.list_by_resource_group(resource_group))
-
-
-def arm_reads(azure: AzureEmulatorInfo, resource_group: str) -> int:
-    """ARM GETs so far under the resource group (the emulator counts requests by method and path)."""
-    return sum(
-        count
-        for key, count in azure.request_counts().items()
-        if key.startswith("GET ") and f"/{resource_group.lower()}/" in key.lower()
-    )
 
 
 def test_apply_gives_real_ids_exports_them_and_a_second_pass_writes_nothing(

@@ -1,0 +1,52 @@
+"""Helpers the end-to-end tests share: Azure resources created as their owners would (with the real sync
+SDK), manifests applied together, and ARM request counts read from the Azure emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from fixtures.azure_emulator import AzureEmulatorInfo
+from fixtures.kube_emulator import KubeEmulatorInfo
+from fixtures.operator import apply
+
+API_VERSIONS = {"virtualMachines": "2024-11-01", "sites": "2024-04-01", "slots": "2024-04-01"}
+"""api-versions of the resource types that carry managed identities in these tests."""
+
+
+def api_version(resource_id: str) -> str:
+    return API_VERSIONS[resource_id.rstrip("/").split("/")[-2]]
+
+
+def create_resource(
+    client: ResourceManagementClient, resource_id: str, identity: dict[str, Any] | None = None
+) -> None:
+    """Create a VM, app or slot in `westus`, with `identity` as its identity block when given."""
+    body: dict[str, Any] = {"location": "westus"}
+    if identity is not None:
+        body["identity"] = identity
+    client.resources.begin_create_or_update_by_id(
+        resource_id, api_version=api_version(resource_id), parameters=body
+    ).result()
+
+
+def identity_of(client: ResourceManagementClient, resource_id: str) -> dict[str, Any]:
+    """The resource's identity block as Azure returns it (`{}` when it has none)."""
+    resource = client.resources.get_by_id(resource_id, api_version=api_version(resource_id))
+    return dict(resource.as_dict().get("identity") or {})
+
+
+def apply_all(kube: KubeEmulatorInfo, namespace: str, *manifests: dict[str, Any]) -> None:
+    """`kubectl apply` of several manifests as one multi-document YAML."""
+    apply(kube, namespace, yaml.safe_dump_all(manifests))
+
+
+def arm_reads(azure: AzureEmulatorInfo, resource_group: str) -> int:
+    """ARM GETs so far under the resource group (the emulator counts requests by method and path)."""
+    return sum(
+        count
+        for key, count in azure.request_counts().items()
+        if key.startswith("GET ") and f"/{resource_group.lower()}/" in key.lower()
+    )

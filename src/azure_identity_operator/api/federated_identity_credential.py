@@ -15,13 +15,8 @@ from urllib.parse import urlsplit
 
 import pydantic
 
-from azure_identity_operator.api.user_assigned_identity import (
-    ApiModel,
-    DeletionPolicy,
-    InvalidSpecError,
-    LocalObjectReference,
-    describe_validation_error,
-)
+from azure_identity_operator.api.common import ApiModel, DeletionPolicy, InvalidSpecError, parse_model
+from azure_identity_operator.api.user_assigned_identity import LocalObjectReference
 
 DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
 """The audience Azure's tools and the workload-identity webhook use; Azure itself fills in nothing."""
@@ -49,10 +44,7 @@ class DesiredCredential:
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> FederatedIdentityCredentialSpec:
-    try:
-        return FederatedIdentityCredentialSpec.model_validate(dict(spec or {}))
-    except pydantic.ValidationError as error:
-        raise InvalidSpecError(describe_validation_error(error)) from None
+    return parse_model(FederatedIdentityCredentialSpec, spec)
 
 
 def service_account_subject(namespace: str, service_account: str) -> str:

@@ -13,13 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import pydantic
-from pydantic import alias_generators
-
 from azure_identity_operator.api import constants
+from azure_identity_operator.api.common import ApiModel, InvalidSpecError, parse_model
+from azure_identity_operator.api.common import DeletionPolicy as DeletionPolicy
 
 PrincipalType = Literal["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"]
-DeletionPolicy = Literal["Delete", "Orphan"]
 
 MANAGED_IDENTITY_PRINCIPAL_TYPE: PrincipalType = "ServicePrincipal"
 """Managed identities are service principals; saying so lets Azure skip the directory lookup that fails
@@ -40,28 +38,22 @@ _ROLE_DEFINITION_ID = re.compile(
 )
 
 
-class InvalidSpec(ValueError):
-    """The spec cannot be acted on; the message names the field and what to write instead."""
+InvalidSpec = InvalidSpecError
+"""The spec cannot be acted on; the message names the field and what to write instead."""
 
 
-class _Model(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(
-        alias_generator=alias_generators.to_camel, populate_by_name=True, frozen=True, extra="ignore"
-    )
-
-
-class IdentityReference(_Model):
+class IdentityReference(ApiModel):
     kind: str = constants.USER_ASSIGNED_IDENTITY.kind
     name: str
 
 
-class PrincipalSpec(_Model):
+class PrincipalSpec(ApiModel):
     identity_ref: IdentityReference | None = None
     principal_id: str | None = None
     principal_type: PrincipalType | None = None
 
 
-class RoleAssignmentSpec(_Model):
+class RoleAssignmentSpec(ApiModel):
     principal: PrincipalSpec
     role: str | None = None
     role_definition_id: str | None = None
@@ -95,7 +87,7 @@ class RoleAssignmentSpec(_Model):
         return role_definition_id(match.group("subscription") or scope_subscription_id, match.group("guid"))
 
 
-class RoleAssignmentStatus(_Model):
+class RoleAssignmentStatus(ApiModel):
     """What the object last recorded about Azure: the assignment it owns and the grant it resolved."""
 
     id: str | None = None
@@ -119,13 +111,8 @@ def role_definition_id(subscription_id: str, guid: str) -> str:
 
 
 def parse_spec(raw: Mapping[str, Any] | None) -> RoleAssignmentSpec:
-    """The validated spec, or `InvalidSpec` naming the first problem and its fix."""
-    try:
-        spec = RoleAssignmentSpec.model_validate(dict(raw or {}))
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidSpec(f"spec.{where}: {first['msg']}") from None
+    """The validated spec, or `InvalidSpec` naming the problem and its fix."""
+    spec = parse_model(RoleAssignmentSpec, raw)
     _check_principal(spec.principal)
     _check_role(spec)
     if not spec.scope.strip().startswith("/subscriptions/"):

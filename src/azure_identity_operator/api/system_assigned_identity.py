@@ -9,22 +9,17 @@ pattern rejects most malformed IDs at admission; the reconciler checks the rest 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 
-DeletionPolicy = Literal["Delete", "Orphan"]
+from azure_identity_operator.api.common import ApiModel, DeletionPolicy, parse_model
+from azure_identity_operator.api.common import InvalidSpecError as InvalidSpecError
 
 
-class InvalidSpecError(ValueError):
-    """The spec cannot be acted on; the message says which field is wrong and why."""
-
-
-class SystemAssignedIdentitySpec(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
-
-    resource_id: str = pydantic.Field(alias="resourceId")
-    deletion_policy: DeletionPolicy = pydantic.Field(default="Delete", alias="deletionPolicy")
+class SystemAssignedIdentitySpec(ApiModel):
+    resource_id: str
+    deletion_policy: DeletionPolicy = "Delete"
 
     @pydantic.field_validator("resource_id")
     @classmethod
@@ -32,17 +27,5 @@ class SystemAssignedIdentitySpec(pydantic.BaseModel):
         return value.strip().rstrip("/")
 
     @classmethod
-    def from_body(cls, spec: Mapping[str, Any]) -> SystemAssignedIdentitySpec:
-        try:
-            return cls.model_validate(dict(spec))
-        except pydantic.ValidationError as error:
-            raise InvalidSpecError(_explain(error)) from None
-
-
-def _explain(error: pydantic.ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "spec"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(f"spec.{field}: {message}")
-    return "; ".join(problems)
+    def from_body(cls, spec: Mapping[str, Any] | None) -> SystemAssignedIdentitySpec:
+        return parse_model(cls, spec)

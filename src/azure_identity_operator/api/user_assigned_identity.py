@@ -10,24 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
-from pydantic.alias_generators import to_camel
 
-DeletionPolicy = Literal["Delete", "Orphan"]
-
-
-class InvalidSpecError(ValueError):
-    """The spec cannot be acted on; the message names the field and what it expects."""
-
-
-class ApiModel(pydantic.BaseModel):
-    """camelCase aliases as in the CRD; unknown fields ignored (the API server prunes them anyway)."""
-
-    model_config = pydantic.ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
+from azure_identity_operator.api.common import ApiModel, DeletionPolicy, parse_model
+from azure_identity_operator.api.common import InvalidSpecError as InvalidSpecError
 
 
 class LocalObjectReference(ApiModel):
@@ -62,10 +50,7 @@ class DesiredIdentity:
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> UserAssignedIdentitySpec:
-    try:
-        return UserAssignedIdentitySpec.model_validate(dict(spec or {}))
-    except pydantic.ValidationError as error:
-        raise InvalidSpecError(describe_validation_error(error)) from None
+    return parse_model(UserAssignedIdentitySpec, spec)
 
 
 def desired_identity(
@@ -78,12 +63,3 @@ def desired_identity(
         location=spec.location.strip(),
         tags=dict(spec.tags),
     )
-
-
-def describe_validation_error(error: pydantic.ValidationError) -> str:
-    """`spec.resourceGroup: Field required; spec.tags.team: Input should be a valid string`."""
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in ("spec", *item["loc"]))
-        problems.append(f"{where}: {item['msg']}")
-    return "; ".join(problems)

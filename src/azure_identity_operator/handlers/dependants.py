@@ -7,7 +7,7 @@ enqueue another object's handler, so the wiring is level-based through the API s
 - each identity kind keeps an in-memory index of `PrincipalSnapshot`s (`principal_index_id`);
 - each dependant kind keeps an index of which identity each of its objects references, and which
   principal it was last woken for (the `IDENTITY_PRINCIPAL_ANNOTATION` annotation);
-- on every event of an identity, `wake_dependants` sets that annotation on each dependant whose value
+- on every event of an identity, `wake` sets that annotation on each dependant whose value
   differs from the identity's usable principal. The annotation change is a change of the dependant's
   metadata, so kopf runs its reconcile handler right away; an unchanged principal writes nothing.
 """
@@ -70,6 +70,14 @@ class DependantWiring:
         self._registry = registry
         self._dependants: dict[str, constants.Kind] = {}
 
+    def register_identity(self, kind: constants.Kind, kube: KubeWriter) -> None:
+        """Index an identity kind's principals, and wake its dependants on every event of its objects."""
+        register_principal_index(self._registry, kind)
+
+        @kopf.on.event(constants.GROUP, constants.VERSION, kind.plural, registry=self._registry)
+        async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:
+            await self.wake(kube, PrincipalSnapshot.from_body(kind.kind, body), kwargs)
+
     def register(self, dependant: constants.Kind, reference: ReferenceFn) -> None:
         """Index a dependant kind by the identity its objects reference, so identities can wake them."""
         index_id = f"{dependant.plural}_by_identity"
@@ -99,12 +107,19 @@ class DependantWiring:
             for name, woken_for in list(index.get(key, ())):
                 if woken_for == wanted:
                     continue
-                if await kube.patch_annotations(
-                    plural=dependant.plural,
-                    namespace=identity.namespace,
-                    name=name,
-                    annotations={constants.IDENTITY_PRINCIPAL_ANNOTATION: wanted},
-                ):
+                try:
+                    patched = await kube.patch_annotations(
+                        plural=dependant.plural,
+                        namespace=identity.namespace,
+                        name=name,
+                        annotations={constants.IDENTITY_PRINCIPAL_ANNOTATION: wanted},
+                    )
+                except Exception:
+                    # One failed write must not keep the other dependants waiting; this one catches up on
+                    # the identity's next event or its own drift check.
+                    logger.exception("Could not wake %s %s/%s", dependant.kind, identity.namespace, name)
+                    continue
+                if patched:
                     woken += 1
                     logger.info(
                         "Woke %s %s/%s: identity %s principal is now %r",

@@ -1,8 +1,8 @@
 """Kubernetes writes beyond kopf's own patches of the object being handled.
 
 kopf patches the object a handler runs for; anything else (waking dependants, exporting IDs to a
-ConfigMap, annotating a ServiceAccount) goes through the official `kubernetes` client, whose calls block,
-so each runs in a worker thread and never on kopf's event loop.
+ConfigMap) goes through the official `kubernetes` client, whose calls block, so each runs in a worker
+thread and never on kopf's event loop.
 
 The client's API classes are huge modules that take seconds to import; they load in a background thread
 from start-up on, so the operator's start is not delayed and the first write waits (in its worker thread)
@@ -20,6 +20,16 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from azure_identity_operator.api import constants
+
+
+def client_configuration() -> kubernetes.client.Configuration:
+    """In a pod: the service account; elsewhere: the current kubeconfig (as kubectl and kopf use)."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    return configuration
 
 
 class KubeWriter:
@@ -50,13 +60,7 @@ class KubeWriter:
 
     @classmethod
     def from_environment(cls) -> KubeWriter:
-        """In a pod: the service account; elsewhere: the current kubeconfig (as kubectl and kopf use)."""
-        configuration = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)
-        return cls(kubernetes.client.ApiClient(configuration))
+        return cls(kubernetes.client.ApiClient(client_configuration()))
 
     async def patch_annotations(
         self, *, plural: str, namespace: str, name: str, annotations: Mapping[str, str | None]
@@ -115,12 +119,6 @@ class KubeWriter:
             return False
         await self._call("core", "patch_namespaced_config_map", name, namespace, {"data": changed})
         return True
-
-    @property
-    def core(self) -> kubernetes.client.CoreV1Api:
-        """The core API, for writes that must run through `asyncio.to_thread` (blocks until loaded)."""
-        core: kubernetes.client.CoreV1Api = self._api("core")
-        return core
 
     def close(self) -> None:
         self._api_client.close()

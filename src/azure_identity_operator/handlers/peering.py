@@ -24,6 +24,8 @@ import kopf
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from azure_identity_operator.handlers import kube
+
 PEERING_GROUP = "kopf.dev"
 PEERING_VERSION = "v1"
 PRIORITY_GAP = (1, 1000)
@@ -61,12 +63,7 @@ def priority_below(priorities: Iterable[int], *, default: int) -> int:
 
 
 def _peering_statuses(name: str, namespaces: Sequence[str]) -> list[Mapping[str, Any] | None]:
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)
-    with kubernetes.client.ApiClient(configuration) as api_client:
+    with kubernetes.client.ApiClient(kube.client_configuration()) as api_client:
         api = kubernetes.client.CustomObjectsApi(api_client)
         selector = f"metadata.name={name}"
         listed: list[Any]

@@ -10,11 +10,11 @@ from typing import Any
 import kopf
 
 from azure_identity_operator.api import constants
-from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.api.system_assigned_identity import InvalidSpecError
 from azure_identity_operator.arm import errors
-from azure_identity_operator.handlers import dependants, runtime
+from azure_identity_operator.handlers import runtime
 from azure_identity_operator.handlers.context import OperatorContext
+from azure_identity_operator.locks import arm_id_key
 from azure_identity_operator.reconcilers import system_assigned_identities
 from azure_identity_operator.status import outcome, reasons
 
@@ -24,7 +24,7 @@ DELETION_BLOCKED_RETRY_SECONDS = 60.0
 
 
 def resource_key(resource_id: str) -> str:
-    return resource_id.strip().rstrip("/").lower()
+    return arm_id_key(resource_id)
 
 
 def others_declaring(
@@ -38,11 +38,10 @@ def others_declaring(
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
-    dependants.register_principal_index(registry, KIND)
+    context.dependants.register_identity(KIND, context.kube)
     interval = context.settings.sync_interval
-    resource = (constants.GROUP, constants.VERSION, KIND.plural)
 
-    @kopf.index(*resource, id=BY_RESOURCE_INDEX, registry=registry)
+    @kopf.index(*runtime.resource_of(KIND), id=BY_RESOURCE_INDEX, registry=registry)
     def index_by_resource(body: kopf.Body, **_: Any) -> dict[str, tuple[str, str]] | None:
         if body.metadata.get("deletionTimestamp"):
             return None
@@ -109,8 +108,3 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         return None
 
     runtime.register_cleanup(registry, KIND, cleanup=cleanup, action="disabling the system-assigned identity")
-
-    @kopf.on.event(*resource, registry=registry)
-    async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:
-        snapshot = PrincipalSnapshot.from_body(KIND.kind, body)
-        await context.dependants.wake(context.kube, snapshot, kwargs)

@@ -12,8 +12,7 @@ import kopf
 
 from azure_identity_operator.api import constants
 from azure_identity_operator.api import user_assigned_identity as api
-from azure_identity_operator.api.references import PrincipalSnapshot
-from azure_identity_operator.handlers import dependants, runtime
+from azure_identity_operator.handlers import runtime
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.reconcilers import attachments
 from azure_identity_operator.reconcilers import user_assigned_identities as reconciler
@@ -23,9 +22,8 @@ KIND = constants.USER_ASSIGNED_IDENTITY
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
-    dependants.register_principal_index(registry, KIND)
+    context.dependants.register_identity(KIND, context.kube)
     settings = context.settings
-    resource = (constants.GROUP, constants.VERSION, KIND.plural)
 
     async def reconcile(
         body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, _: Mapping[str, Any]
@@ -72,10 +70,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         )
 
     runtime.register_cleanup(registry, KIND, cleanup=cleanup, action="deleting the identity")
-
-    @kopf.on.event(*resource, registry=registry)
-    async def wake_dependants(body: kopf.Body, **kwargs: Any) -> None:
-        await context.dependants.wake(context.kube, PrincipalSnapshot.from_body(KIND.kind, body), kwargs)
 
 
 def _attach_to(body: kopf.Body) -> list[str]:

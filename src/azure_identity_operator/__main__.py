@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"azure-identity-operator: {error}", file=sys.stderr)
         return 2
     operator_logging.configure(log_format=args.log_format or settings.log_format, verbose=args.verbose)
+    # Reads package metadata from disk: done here, before the event loop starts.
+    metrics.OPERATOR.build_info.labels(version=_version()).set(1)
     namespaces = tuple(args.namespace) or settings.namespaces
     operator = app.build(settings, peering_name=args.peering)
     runtime.track_ready_states(operator.registry)
@@ -107,7 +109,6 @@ async def serve(args: argparse.Namespace, operator: app.Operator, *, namespaces:
     if insights is not None:
         readiness.add("resources-discovered", insights.ready_resources.is_set)
         readiness.add("namespaces-discovered", insights.ready_namespaces.is_set)
-    metrics.OPERATOR.build_info.labels(version=_version()).set(1)
     server: health.MetricsServer | None = None
     if args.metrics_port is not None:
         server = health.MetricsServer(registry=metrics.OPERATOR.registry, readiness=readiness)

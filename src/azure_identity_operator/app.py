@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
@@ -29,13 +29,19 @@ from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.dependants import DependantWiring
 from azure_identity_operator.handlers.kube import KubeWriter
 
-KIND_MODULES: tuple[Any, ...] = (
+
+class KindHandlers(Protocol):
+    """A handler module: registers one kind's handlers, indexes and timers."""
+
+    def register(self, registry: kopf.OperatorRegistry, context: OperatorContext) -> None: ...
+
+
+KIND_MODULES: tuple[KindHandlers, ...] = (
     user_assigned_identities,
     federated_identity_credentials,
     system_assigned_identities,
     role_assignments,
 )
-"""Handler modules, each with `register(registry: kopf.OperatorRegistry, context: OperatorContext)`."""
 
 
 @dataclasses.dataclass(frozen=True)

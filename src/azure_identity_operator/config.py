@@ -34,7 +34,8 @@ class Settings:
     resource_manager_endpoint: str = PUBLIC_CLOUD_RESOURCE_MANAGER
     """ARM base URL (`AZURE_RESOURCE_MANAGER_ENDPOINT`), e.g. another cloud or the local emulator."""
     resource_manager_audience: str = PUBLIC_CLOUD_AUDIENCE
-    """Token audience of ARM (`AZURE_RESOURCE_MANAGER_AUDIENCE`); tokens are for `<audience>/.default`."""
+    """Token audience of ARM (`AZURE_RESOURCE_MANAGER_AUDIENCE`); tokens are for `<audience>/.default`. Left
+    at the public cloud's, a US Government or China ARM endpoint uses its own cloud's (`arm.sdk.session`)."""
     authority_host: str | None = None
     """Entra authority (`AZURE_AUTHORITY_HOST`); `None` lets the SDK use the public cloud's."""
     oidc_issuer: str | None = None

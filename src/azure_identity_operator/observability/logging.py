@@ -91,10 +91,6 @@ def bind_object(kind: str, namespace: str | None, name: str) -> Iterator[ObjectR
         _current_object.reset(token)
 
 
-def current_object() -> ObjectRef | None:
-    return _current_object.get()
-
-
 ObjectProvider = Callable[[], ObjectRef | None]
 _object_providers: list[ObjectProvider] = []
 

@@ -10,7 +10,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
-from fixtures.operator import apply
+from fixtures.operator import apply, ready_condition
 
 API_VERSIONS = {"virtualMachines": "2024-11-01", "sites": "2024-04-01", "slots": "2024-04-01"}
 """api-versions of the resource types that carry managed identities in these tests."""
@@ -36,6 +36,11 @@ def identity_of(client: ResourceManagementClient, resource_id: str) -> dict[str,
     """The resource's identity block as Azure returns it (`{}` when it has none)."""
     resource = client.resources.get_by_id(resource_id, api_version=api_version(resource_id))
     return dict(resource.as_dict().get("identity") or {})
+
+
+def is_ready(body: dict[str, Any]) -> bool:
+    """Whether the object's Ready condition is True."""
+    return ready_condition(body).get("status") == "True"
 
 
 def apply_all(kube: KubeEmulatorInfo, namespace: str, *manifests: dict[str, Any]) -> None:

@@ -14,7 +14,14 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from e2e.helpers import api_version, apply_all, create_resource, identity_of
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
-from fixtures.operator import get_object, ready_condition, wait_for, wait_gone, wait_ready, wait_reason
+from fixtures.operator import (
+    ready_condition,
+    wait_for,
+    wait_gone,
+    wait_object,
+    wait_ready,
+    wait_reason,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -115,11 +122,14 @@ def test_attach_to_two_resources_with_other_identities_then_detach_without_distu
     assert slot_identity["type"] == "SystemAssigned"
     assert slot_identity["principalId"] == slot_principal
 
-    def slot_dropped() -> dict[str, Any] | None:
-        body = get_object(kube, namespace, "uai/worker")
-        return body if body is not None and attachment_states(body) == {vm: "Attached"} else None
-
-    body = wait_for(slot_dropped, timeout=20, what="status.attachments to drop the slot")
+    body = wait_object(
+        kube,
+        namespace,
+        "uai/worker",
+        lambda body: attachment_states(body) == {vm: "Attached"},
+        timeout=20,
+        what="status.attachments to drop the slot",
+    )
     assert ready_condition(body)["status"] == "True"
 
     # The object deleted: detached from the VM (keeping its other identities), then deleted in Azure.

@@ -25,6 +25,7 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from azure_identity_operator.arm import ids
+from e2e.helpers import is_ready
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -35,6 +36,7 @@ from fixtures.operator import (
     ready_condition,
     wait_for,
     wait_gone,
+    wait_object,
     wait_ready,
     wait_reason,
 )
@@ -187,12 +189,16 @@ def test_identity_and_assignment_applied_together_become_ready_and_follow_a_recr
     # and the assignment follows it (new one created, the old principal's removed).
     msi_client.user_assigned_identities.delete(resource_group, "app")
 
-    def followed() -> dict[str, Any] | None:
-        current = get_object(kube_emulator, namespace, "roleassignment/app-reader")
-        fresh = current and current["status"].get("principalId") not in (None, principal_id)
-        return current if fresh and ready_condition(current).get("status") == "True" else None
-
-    moved = wait_for(followed, timeout=30, what="the assignment to follow the new principal")
+    moved = wait_object(
+        kube_emulator,
+        namespace,
+        "roleassignment/app-reader",
+        lambda current: (
+            current["status"].get("principalId") not in (None, principal_id) and is_ready(current)
+        ),
+        timeout=30,
+        what="the assignment to follow the new principal",
+    )
     new_principal_id = moved["status"]["principalId"]
     assert assignments_of(authorization_client, scope, principal_id) == []
     (replacement,) = assignments_of(authorization_client, scope, new_principal_id)
@@ -302,14 +308,14 @@ def test_a_principal_change_replaces_the_assignment(
     before = wait_ready(kube_emulator, namespace, "roleassignment/swap")
     apply(kube_emulator, namespace, role_assignment("swap", scope, principal=raw_principal(second)))
 
-    def replaced() -> dict[str, Any] | None:
-        body = get_object(kube_emulator, namespace, "roleassignment/swap")
-        done = (
-            body and body["status"].get("principalId") == second and ready_condition(body)["status"] == "True"
-        )
-        return body if done else None
-
-    after = wait_for(replaced, timeout=20, what="the assignment to be replaced")
+    after = wait_object(
+        kube_emulator,
+        namespace,
+        "roleassignment/swap",
+        lambda body: body["status"].get("principalId") == second and is_ready(body),
+        timeout=20,
+        what="the assignment to be replaced",
+    )
     assert after["status"]["name"] != before["status"]["name"]
     assert assignments_of(authorization_client, scope, first) == []
     (assignment,) = assignments_of(authorization_client, scope, second)
@@ -633,14 +639,14 @@ def test_operator_killed_between_the_azure_write_and_the_status_write(
     assert body["status"]["name"] == old_name, "the status write did not happen"
     operator.start()
 
-    def settled() -> dict[str, Any] | None:
-        current = get_object(kube_emulator, namespace, "roleassignment/crashy")
-        done = (
-            current and current["status"]["name"] == new_name and ready_condition(current)["status"] == "True"
-        )
-        return current if done else None
-
-    wait_for(settled, timeout=30, what="the restarted operator to record the new assignment")
+    wait_object(
+        kube_emulator,
+        namespace,
+        "roleassignment/crashy",
+        lambda current: current["status"]["name"] == new_name and is_ready(current),
+        timeout=30,
+        what="the restarted operator to record the new assignment",
+    )
     assert assignments_of(authorization_client, scope, first) == []
     (assignment,) = assignments_of(authorization_client, scope, second)
     assert assignment.name == new_name

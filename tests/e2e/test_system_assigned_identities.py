@@ -24,6 +24,7 @@ from fixtures.operator import (
     get_object,
     ready_condition,
     wait_for,
+    wait_object,
     wait_ready,
     wait_reason,
 )
@@ -179,12 +180,14 @@ def test_drift_is_repaired_and_a_deleted_resource_is_reported_with_its_dependant
         app, api_version=api_version(app), parameters={"identity": {"type": "None"}}
     ).result()
 
-    def enabled_again() -> dict[str, Any] | None:
-        body = sai(kube, namespace, "drifty")
-        principal = ((body or {}).get("status") or {}).get("principalId")
-        return body if principal not in (None, first_principal) else None
-
-    repaired = wait_for(enabled_again, timeout=20, what="the identity to be enabled again")
+    repaired = wait_object(
+        kube,
+        namespace,
+        "systemassignedidentity/drifty",
+        lambda body: (body.get("status") or {}).get("principalId") not in (None, first_principal),
+        timeout=20,
+        what="the identity to be enabled again",
+    )
     assert repaired["status"]["principalId"] == identity_of(resource_client, app)["principalId"]
 
     # The app deleted in Azure: the principal went with it; the status and the dependant say so.
@@ -193,12 +196,13 @@ def test_drift_is_repaired_and_a_deleted_resource_is_reported_with_its_dependant
     assert "principalId" not in gone["status"]
     assert "does not exist" in ready_condition(gone)["message"]
 
-    def dependant_not_ready() -> dict[str, Any] | None:
-        body = get_object(kube, namespace, "roleassignment/drifty-reader")
-        return body if body is not None and ready_condition(body).get("status") == "False" else None
-
-    dependant = wait_for(
-        dependant_not_ready, timeout=20, what="the role assignment to report its identity is gone"
+    dependant = wait_object(
+        kube,
+        namespace,
+        "roleassignment/drifty-reader",
+        lambda body: ready_condition(body).get("status") == "False",
+        timeout=20,
+        what="the role assignment to report its identity is gone",
     )
     assert ready_condition(dependant)["reason"] == "WaitingForIdentity"
     assert any(e.get("reason") == "ResourceNotFound" for e in events_for(kube, namespace, "drifty"))

@@ -30,6 +30,8 @@ class ResourceTypeInfo:
     # The RP reports `identity.userAssignedIdentities` keys lower-cased, whatever casing the caller sent
     # (Compute does for VMs and scale sets, so callers must compare them case-insensitively).
     lowercases_user_assigned_ids: bool = False
+    # From this api-version on, bodies carry an `etag` and writes honour `If-Match` (412 on a mismatch).
+    etags_since: str | None = None
 
     @property
     def supports_identity(self) -> bool:
@@ -111,6 +113,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
                 identity_combined_spelling="SystemAssigned, UserAssigned",
                 long_running=True,
                 lowercases_user_assigned_ids=True,
+                etags_since="2023-09-01",
             ),
             ResourceTypeInfo("locations/operations", _COMPUTE_VERSIONS, served=False),
             ResourceTypeInfo("operations", _COMPUTE_VERSIONS, served=False),

@@ -256,6 +256,7 @@ class Server:
                 body=parse_body(await request.read()),
                 base_url=f"{request.scheme}://{request.host}",
                 caller_object_id=caller,
+                if_match=request.headers.get("If-Match"),
             )
             reply: Reply = router.handle(self.emulator, arm_request)
         except ArmError as error:

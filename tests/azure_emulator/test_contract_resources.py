@@ -424,3 +424,33 @@ def test_async_clients_as_the_operator_uses_them(
     assert outcome["version"] == "2024-11-01"
     assert outcome["principal"] in _principals(azure_emulator)
     assert outcome["assignment"] in outcome["listed"]
+
+
+def test_vm_etags_from_2023_09_01_and_if_match_on_writes(
+    azure_emulator: AzureEmulatorInfo, resource_group: str
+) -> None:
+    vm = f"{_group_id(azure_emulator, resource_group)}/providers/Microsoft.Compute/virtualMachines/vm-etag"
+    created = azure_emulator.raw("PUT", f"{vm}?api-version={COMPUTE}", {"location": "westus"})
+    etag = created.body["etag"]
+    assert etag.startswith('"')
+    old = azure_emulator.raw("GET", f"{vm}?api-version=2023-07-01")
+    assert "etag" not in old.body  # older api-versions have no etag
+    assert azure_emulator.raw("GET", f"{vm}?api-version={COMPUTE}").body["etag"] == etag
+
+    tagged = azure_emulator.raw(
+        "PATCH", f"{vm}?api-version={COMPUTE}", {"tags": {"k": "v"}}, headers={"If-Match": etag}
+    )
+    assert tagged.status == 200
+    assert tagged.body["etag"] != etag
+    stale = azure_emulator.raw(
+        "PATCH", f"{vm}?api-version={COMPUTE}", {"tags": {"k": "w"}}, headers={"If-Match": etag}
+    )
+    assert (stale.status, stale.error_code()) == (412, "PreconditionFailed")
+    anything = azure_emulator.raw(
+        "PATCH", f"{vm}?api-version={COMPUTE}", {"tags": {"k": "w"}}, headers={"If-Match": "*"}
+    )
+    assert anything.status == 200
+    absent = azure_emulator.raw(
+        "PUT", f"{vm}-absent?api-version={COMPUTE}", {"location": "westus"}, headers={"If-Match": "*"}
+    )
+    assert (absent.status, absent.error_code()) == (412, "PreconditionFailed")

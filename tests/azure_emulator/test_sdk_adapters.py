@@ -22,7 +22,7 @@ READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
 
 def _run_ports(info: AzureEmulatorInfo, body: str) -> Any:
-    """Run `body` (an async function body with `identities`, `authorization`, `resources` in scope) and
+    """Run `body` (an async function body with the ports `identities`, `authorization`, `resources`) and
     return the JSON it returns."""
     script = textwrap.dedent(
         """
@@ -35,15 +35,19 @@ def _run_ports(info: AzureEmulatorInfo, body: str) -> Any:
         from azure_identity_operator.arm.sdk.session import AzureSession
         from azure_identity_operator.arm.sdk.identities import SdkIdentityPort
         from azure_identity_operator.arm.sdk.authorization import SdkAuthorizationPort
+        from azure_identity_operator.arm.sdk.resources import SdkResourcePort
+        from azure_identity_operator.arm.resources import IdentityPatch
         from azure_identity_operator.config import Settings
 
-        async def check(identities, authorization):
+        async def check(identities, authorization, resources):
         {body}
 
         async def main():
             session = AzureSession(Settings.from_env())
             try:
-                return await check(SdkIdentityPort(session), SdkAuthorizationPort(session))
+                return await check(
+                    SdkIdentityPort(session), SdkAuthorizationPort(session), SdkResourcePort(session)
+                )
             finally:
                 await session.close()
 
@@ -114,3 +118,37 @@ def test_a_role_assignment_conflict_names_the_existing_assignment(
         """,
     )
     assert named == [409, "RoleAssignmentExists", first]
+
+
+def test_an_identity_write_carries_the_etag_it_read_and_a_stale_one_is_refused(
+    azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    identity = msi_client.user_assigned_identities.create_or_update(
+        resource_group, "etag-uai", {"location": "westus"}
+    )
+    vm = (
+        f"/subscriptions/{azure_emulator.subscription_id}/resourceGroups/{resource_group}"
+        "/providers/Microsoft.Compute/virtualMachines/etag-vm"
+    )
+    assert azure_emulator.raw("PUT", f"{vm}?api-version=2024-11-01", {"location": "westus"}).status == 201
+    outcome = _run_ports(
+        azure_emulator,
+        f"""
+        read = await resources.get_resource({vm!r})
+        patch = IdentityPatch(type="UserAssigned", user_assigned={{{identity.id!r}: True}})
+        # Someone else writes the VM between our read and our write.
+        await resources.patch_identity(read, IdentityPatch(type="SystemAssigned"))
+        try:
+            await resources.patch_identity(read, patch)
+            stale = None
+        except ArmError as error:
+            stale = [error.status, error.code]
+        fresh = await resources.get_resource({vm!r})
+        after = await resources.patch_identity(fresh, patch)
+        return [bool(read.etag), stale, [a.id for a in after.identity.user_assigned]]
+        """,
+    )
+    has_etag, stale, attached = outcome
+    assert has_etag
+    assert stale == [412, "PreconditionFailed"]
+    assert [a.lower() for a in attached] == [identity.id.lower()]

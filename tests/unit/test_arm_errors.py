@@ -43,6 +43,12 @@ def test_classification_and_outcome(
     assert "request id rid" in result.message
 
 
+def test_a_stale_etag_is_retried_soon() -> None:
+    result = outcome_for(error(412, "PreconditionFailed"), action="attaching")
+    assert classify(error(412, "PreconditionFailed")) is ErrorClass.RETRYABLE
+    assert result.retry_after == 2.0
+
+
 def test_throttling_honours_retry_after() -> None:
     assert outcome_for(error(429, "TooManyRequests", retry_after=17), action="x").retry_after == 17
 

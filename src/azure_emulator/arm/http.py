@@ -30,6 +30,7 @@ class Request:
     body: Any  # parsed JSON, or None when the request had no body
     base_url: str  # scheme://host[:port] the caller used, for nextLink and Location headers
     caller_object_id: str
+    if_match: str | None = None  # the If-Match header, for resource types with etags
 
     @property
     def segments(self) -> tuple[str, ...]:

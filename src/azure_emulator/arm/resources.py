@@ -6,6 +6,8 @@ the long-running-operation protocol of VM writes.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 import time
@@ -277,7 +279,34 @@ def resolve_type(path: paths.ResourcePath, api_version: str | None) -> TypedPath
     return TypedPath(path.with_canonical_types(provider.namespace, info.name), info)
 
 
-def _render_resource(emulator: Emulator, resource: state.Resource) -> dict[str, Any]:
+def _etags(info: catalog.ResourceTypeInfo, api_version: str | None) -> bool:
+    return info.etags_since is not None and (api_version or "") >= info.etags_since
+
+
+def _etag(resource: state.Resource) -> str:
+    """A strong etag derived from the stored state, so every change of the resource changes it."""
+    content = json.dumps(dataclasses.asdict(resource), sort_keys=True, default=str)
+    return f'"{hashlib.sha256(content.encode()).hexdigest()[:16]}"'
+
+
+def _check_if_match(request: Request, typed: TypedPath, existing: state.Resource | None) -> None:
+    """`If-Match` on a write: `*` needs the resource to exist, anything else its current etag."""
+    wanted = request.if_match
+    if wanted is None or not _etags(typed.info, request.api_version):
+        return
+    current = _etag(existing) if existing is not None else None
+    if current is None or (wanted.strip() != "*" and wanted.strip() != current):
+        raise ArmError(
+            412,
+            "PreconditionFailed",
+            f"The etag {wanted} in the If-Match header does not match the current etag "
+            f"{current or '(none: the resource does not exist)'} of resource '{typed.path.resource_id()}'.",
+        )
+
+
+def _render_resource(
+    emulator: Emulator, resource: state.Resource, api_version: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": resource.id,
         "name": resource.name,
@@ -292,7 +321,16 @@ def _render_resource(emulator: Emulator, resource: state.Resource) -> dict[str, 
     identity = identity_blocks.render(resource.identity)
     if identity is not None:
         body["identity"] = identity
+    info = _type_info(resource.type)
+    if info is not None and _etags(info, api_version):
+        body["etag"] = _etag(resource)
     return body
+
+
+def _type_info(resource_type: str) -> catalog.ResourceTypeInfo | None:
+    namespace, _, type_path = resource_type.partition("/")
+    provider = next((p for p in catalog.PROVIDERS if p.namespace.lower() == namespace.lower()), None)
+    return provider.resource_type(type_path) if provider is not None else None
 
 
 def _provisioning_state(emulator: Emulator, resource_id: str) -> str:
@@ -331,7 +369,7 @@ def generic_resource(emulator: Emulator, request: Request, typed: TypedPath) -> 
         if existing is None:
             require_group(emulator, path.subscription_id, path.resource_group)
             raise _not_found(typed)
-        return Reply(200, _render_resource(emulator, existing))
+        return Reply(200, _render_resource(emulator, existing, request.api_version))
     if request.method == "DELETE":
         if existing is None:
             return Reply(204)
@@ -339,11 +377,13 @@ def generic_resource(emulator: Emulator, request: Request, typed: TypedPath) -> 
         emulator.changed()
         return Reply(200)
     if request.method == "PUT":
+        _check_if_match(request, typed, existing)
         return _put_resource(emulator, request, typed, existing)
     if request.method == "PATCH":
         if existing is None:
             require_group(emulator, path.subscription_id, path.resource_group)
             raise _not_found(typed)
+        _check_if_match(request, typed, existing)
         return _patch_resource(emulator, request, typed, existing)
     raise method_not_allowed(request.method)
 
@@ -436,7 +476,7 @@ def _write_reply(
     """Synchronous answer, or for long-running types with `lro_seconds` > 0 the Azure-AsyncOperation dance."""
     seconds = emulator.knobs.lro_seconds
     if not typed.info.long_running or seconds <= 0:
-        return Reply(status, _render_resource(emulator, resource))
+        return Reply(status, _render_resource(emulator, resource, request.api_version))
     operation_id = new_operation_id()
     emulator.operations[operation_id] = (resource.id, time.monotonic() + seconds, "Succeeded")
     location = location_slug(resource.location)
@@ -444,7 +484,7 @@ def _write_reply(
         f"{request.base_url}/subscriptions/{typed.path.subscription_id}/providers/{typed.path.namespace}"
         f"/locations/{location}/operations/{operation_id}?api-version={request.api_version}"
     )
-    body = _render_resource(emulator, resource)
+    body = _render_resource(emulator, resource, request.api_version)
     body["properties"]["provisioningState"] = "Creating" if status == 201 else "Updating"
     headers = {"Azure-AsyncOperation": status_url, "Retry-After": str(max(1, math.ceil(seconds)))}
     return Reply(status, body, headers)
@@ -483,4 +523,6 @@ def list_resources(
         parent_prefix = typed.path.parent()
         assert parent_prefix is not None
         items = [r for r in items if r.id.lower().startswith(parent_prefix.resource_id().lower() + "/")]
-    return page(request, items, lambda r: _render_resource(emulator, r), emulator.knobs.page_size)
+    return page(
+        request, items, lambda r: _render_resource(emulator, r, request.api_version), emulator.knobs.page_size
+    )

@@ -75,6 +75,9 @@ _BY_CODE: dict[str, tuple[ErrorClass, str, float | None]] = {
     "InvalidResourceType": (ErrorClass.NEEDS_USER, reasons.UNSUPPORTED_RESOURCE, None),
     # Directory replication: a fresh principal is unknown to RBAC for a while.
     "PrincipalNotFound": (ErrorClass.RETRYABLE, reasons.WAITING_FOR_PRINCIPAL, DEFAULT_RETRY_SECONDS),
+    # The resource changed between the operator's read and its write (`If-Match` with a stale etag): the
+    # next attempt reads it again, so it resolves at once.
+    "PreconditionFailed": (ErrorClass.RETRYABLE, reasons.AZURE_ERROR, 2.0),
     # Azure serializes federated-credential writes per identity; a short retry resolves it.
     "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity": (
         ErrorClass.RETRYABLE,

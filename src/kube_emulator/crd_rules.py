@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kube_emulator import cel_cost
 from kube_emulator.errors import FieldError
 
 OPENAPI_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object"})
@@ -67,6 +68,10 @@ RULE_REASONS = frozenset(
 )
 LIST_TYPES = frozenset({"atomic", "set", "map"})
 
+_COST_HINT = (
+    "try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and "
+    "strings are declared"
+)
 _OLD_SELF = re.compile(r"\boldSelf\b")
 # RE2 (Go's regexp) has no lookaround and no backreferences; Python's `re` has both.
 _NOT_RE2 = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
@@ -81,9 +86,26 @@ def check_schema(schema: Mapping[str, Any], validate_default: Any = None) -> lis
     passes its own validator); without it defaults are not checked.
     """
     problems: list[FieldError] = []
+    total_cost = [0.0]
     _walk(
-        schema, "openAPIV3Schema", problems, root=True, correlatable=True, validate_default=validate_default
+        schema,
+        "openAPIV3Schema",
+        problems,
+        root=True,
+        correlatable=True,
+        validate_default=validate_default,
+        cardinality=1,
+        total_cost=total_cost,
     )
+    if total_cost[0] > cel_cost.PER_CRD_LIMIT:
+        _error(
+            problems,
+            "openAPIV3Schema",
+            "FieldValueForbidden",
+            "Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema "
+            f"exceeds budget by factor of {cel_cost.limit_factor(total_cost[0], cel_cost.PER_CRD_LIMIT)} "
+            f"({_COST_HINT})",
+        )
     return problems
 
 
@@ -99,6 +121,8 @@ def _walk(
     root: bool,
     correlatable: bool,
     validate_default: Any,
+    cardinality: float,
+    total_cost: list[float],
 ) -> None:
     if not isinstance(node, Mapping):
         _error(problems, path, "FieldValueInvalid", "Invalid value: must be a schema object")
@@ -136,7 +160,7 @@ def _walk(
         )
     _check_format_and_pattern(node, path, problems)
     _check_list_type(node, path, problems)
-    _check_rules(node, path, problems, correlatable=correlatable)
+    total_cost[0] += _check_rules(node, path, problems, correlatable=correlatable) * cardinality
     if "default" in node and validate_default is not None:
         for message in validate_default(node["default"], node):
             _error(problems, f"{path}.default", "FieldValueInvalid", f"Invalid value: {message}")
@@ -154,6 +178,8 @@ def _walk(
             root=False,
             correlatable=correlatable,
             validate_default=validate_default,
+            cardinality=cardinality,
+            total_cost=total_cost,
         )
     additional = node.get("additionalProperties")
     if isinstance(additional, Mapping):
@@ -164,6 +190,8 @@ def _walk(
             root=False,
             correlatable=correlatable,
             validate_default=validate_default,
+            cardinality=cardinality * _bound(node.get("maxProperties")),
+            total_cost=total_cost,
         )
     items = node.get("items")
     if node_type == "array" and items is None:
@@ -188,6 +216,8 @@ def _walk(
             root=False,
             correlatable=items_correlatable,
             validate_default=validate_default,
+            cardinality=cardinality * _bound(node.get("maxItems")),
+            total_cost=total_cost,
         )
     for combinator in ("allOf", "anyOf", "oneOf"):
         for index, branch in enumerate(node.get(combinator) or []):
@@ -365,9 +395,16 @@ def _check_list_type(node: Mapping[str, Any], path: str, problems: list[FieldErr
             )
 
 
+def _bound(limit: Any) -> float:
+    """How many items or entries a list or map may hold: its declared bound, else what fits in a request."""
+    return float(limit) if isinstance(limit, int) else float(cel_cost.MAX_REQUEST_BYTES // 3)
+
+
 def _check_rules(
     node: Mapping[str, Any], path: str, problems: list[FieldError], *, correlatable: bool
-) -> None:
+) -> float:
+    """Report the node's rule problems; return the estimated cost of its rules for one evaluation."""
+    total = 0.0
     for index, rule in enumerate(node.get("x-kubernetes-validations") or []):
         rule_path = f"{path}.x-kubernetes-validations[{index}]"
         if not isinstance(rule, Mapping) or not rule.get("rule"):
@@ -376,6 +413,32 @@ def _check_rules(
             )
             continue
         text = str(rule["rule"])
+        for function in sorted(cel_cost.unknown_functions(text)):
+            _error(
+                problems,
+                f"{rule_path}.rule",
+                "FieldValueInvalid",
+                f"Invalid value: {text!r}: compilation failed: ERROR: <input>: undeclared reference to "
+                f"'{function}' (in container '')",
+            )
+        estimate = cel_cost.estimate_rule_cost(text, cel_cost.rule_variables(node, text))
+        for field in estimate.undeclared:
+            _error(
+                problems,
+                f"{rule_path}.rule",
+                "FieldValueInvalid",
+                f"Invalid value: {text!r}: compilation failed: ERROR: <input>: undefined field "
+                f"'{field.rsplit('.', 1)[-1]}' ({field})",
+            )
+        if estimate.cost > cel_cost.PER_RULE_LIMIT:
+            _error(
+                problems,
+                f"{rule_path}.rule",
+                "FieldValueForbidden",
+                "Forbidden: estimated rule cost exceeds budget by factor of "
+                f"{cel_cost.limit_factor(estimate.cost, cel_cost.PER_RULE_LIMIT)} ({_COST_HINT})",
+            )
+        total += estimate.cost
         if _OLD_SELF.search(text) and not correlatable:
             _error(
                 problems,
@@ -412,6 +475,8 @@ def _check_rules(
                 "FieldValueInvalid",
                 f"Invalid value: {field_path!r}: fieldPath must be a valid path to a field of this schema",
             )
+
+    return total
 
 
 def field_path_steps(field_path: str) -> list[str] | None:

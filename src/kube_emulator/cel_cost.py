@@ -2,11 +2,11 @@
 rule reads are declared (its type check), that it calls only functions of the Kubernetes 1.32 CEL
 environment, and that its estimated cost is within the limits.
 
-The cost estimate is a conservative model of the apiserver's static estimator (k8s.io/apiserver/pkg/cel;
+The cost estimate models the apiserver's static estimator (k8s.io/apiserver/pkg/cel;
 limits from apiextensions validation: 10,000,000 per rule, 100,000,000 per CRD):
 
 - every value a rule reads costs 1 plus 0.1 per byte of its largest JSON form, which is what equality and
-  string operations are charged; `has(x)` and `size(x)` cost 1 whatever x holds;
+  string operations are charged; `has(x)` and `size(x)` cost 1 whatever x holds; every operator costs 1;
 - `x.matches(re)` costs ceil(0.1 * bytes of x) * ceil(0.25 * length of re);
 - a macro (`all`, `exists`, `exists_one`, `map`, `filter`) costs its range's largest element count times
   its body;
@@ -63,6 +63,7 @@ KUBERNETES_132_FUNCTIONS = frozenset(
 )  # fmt: skip
 
 _REFERENCE = re.compile(r"(?<![\w.])([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)")
+_OPERATOR = re.compile(r"&&|\|\||==|!=|<=|>=|[<>!+*/%?-]")
 _CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
@@ -159,10 +160,14 @@ def _estimate(
     text: str, variables: Mapping[str, Mapping[str, Any]], estimate: Estimate, multiplier: float
 ) -> None:
     position = 0
+    outside_macros: list[str] = []  # the text outside macro bodies, whose operators are charged here
     while True:
         match = _REFERENCE.search(text, position)
         if match is None:
+            outside_macros.append(text[position:])
+            estimate.cost += multiplier * len(_OPERATOR.findall("".join(outside_macros)))
             return
+        outside_macros.append(text[position : match.end()])
         name = match.group(1)
         position = match.end()
         if name not in variables:
@@ -197,6 +202,7 @@ def _estimate(
                 count = MAX_REQUEST_BYTES
             _estimate(body, {**variables, variable.strip(): element}, estimate, multiplier * count)
             position = close_index + 1
+            outside_macros.append(")")
             continue
         size = max_bytes(node)
         if math.isinf(size):
@@ -206,6 +212,7 @@ def _estimate(
             close_index = _matching_paren(text, match.end())
             pattern_length = max(close_index - match.end() - 3, 1)
             estimate.cost += multiplier * traversal * math.ceil(0.25 * pattern_length)
+            outside_macros.append(text[match.end() : close_index + 1])
             position = close_index + 1
         else:
             estimate.cost += multiplier * (1 + traversal)

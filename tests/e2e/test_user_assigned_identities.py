@@ -202,6 +202,32 @@ def test_an_existing_identity_is_adopted_with_its_ids(
     assert identity_names(msi_client, resource_group) == ["legacy"]
 
 
+def test_a_failed_export_keeps_the_ids_in_status_and_the_identity_its_own(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    # The API server refuses the ConfigMap (not a valid Kubernetes name) after Azure created the identity.
+    refused = "  exportTo:\n    configMap:\n      name: Billing_IDs\n"
+    apply(kube_emulator, namespace, identity_manifest("billing", resource_group, refused))
+    body = wait_reason(kube_emulator, namespace, "uai/billing", "OperatorError")
+    identity = msi_client.user_assigned_identities.get(resource_group, "billing")
+    assert "ConfigMap" in ready_condition(body)["message"]
+    assert body["status"]["id"].lower() == identity.id.lower()
+    assert body["status"]["principalId"] == identity.principal_id
+    assert body["status"]["adopted"] is False
+
+    fixed = "  exportTo:\n    configMap:\n      name: billing-ids\n"
+    apply(kube_emulator, namespace, identity_manifest("billing", resource_group, fixed))
+    body = wait_ready(kube_emulator, namespace, "uai/billing")
+    assert body["status"]["adopted"] is False, "created by this object, not adopted"
+    config_map = get_object(kube_emulator, namespace, "configmap/billing-ids")
+    assert config_map is not None
+    assert config_map["data"]["principalId"] == identity.principal_id
+
+
 def test_bad_input_is_explained_in_the_condition_and_an_event(
     operator: SessionOperator,
     kube_emulator: KubeEmulatorInfo,

@@ -22,6 +22,14 @@ from kubernetes.client.exceptions import ApiException
 from azure_identity_operator.api import constants
 
 
+def describe_failure(error: Exception) -> str:
+    """One line for a status message: the API server's status and reason, not the client's full dump of
+    headers and body."""
+    if isinstance(error, ApiException):
+        return f"the Kubernetes API answered {error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"
+
+
 def client_configuration() -> kubernetes.client.Configuration:
     """In a pod: the service account; elsewhere: the current kubeconfig (as kubectl and kopf use)."""
     configuration = kubernetes.client.Configuration()

@@ -12,11 +12,11 @@ import kopf
 
 from azure_identity_operator.api import constants
 from azure_identity_operator.api import user_assigned_identity as api
-from azure_identity_operator.handlers import runtime
+from azure_identity_operator.handlers import kube, runtime
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.reconcilers import attachments
 from azure_identity_operator.reconcilers import user_assigned_identities as reconciler
-from azure_identity_operator.status import outcome
+from azure_identity_operator.status import outcome, reasons
 
 KIND = constants.USER_ASSIGNED_IDENTITY
 
@@ -40,7 +40,18 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
                 status=body.get("status"),
             )
             if result.ready:
-                await _export(context, body, result.observed)
+                try:
+                    await _export(context, body, result.observed)
+                except Exception as error:
+                    # The identity exists in Azure: its IDs still go to status. Without them the next pass
+                    # would take the identity this object created for an adopted one.
+                    logger.exception("Exporting the identity's IDs failed")
+                    return outcome.not_ready(
+                        reasons.OPERATOR_ERROR,
+                        f"exporting the identity's IDs to a ConfigMap: {kube.describe_failure(error)}",
+                        retry_after=runtime.UNEXPECTED_ERROR_RETRY_SECONDS,
+                        observed=result.observed,
+                    )
             return await attachments.reconcile_for_identity(
                 context.resources,
                 identity_outcome=result,

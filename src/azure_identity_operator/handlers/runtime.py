@@ -40,7 +40,7 @@ _object_locks = KeyedLocks()
 
 
 def object_lock(uid: str) -> asyncio.Lock:
-    """The lock that serializes all reconciles of one object within this operator process."""
+    """The lock that serializes every reconcile and the cleanup of one object within this process."""
     return _object_locks.lock(uid)
 
 

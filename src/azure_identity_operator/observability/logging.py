@@ -4,7 +4,8 @@ Every line about a custom resource names it (`object.kind`, `object.namespace`, 
 per-object loggers carry the reference, and lines logged deeper down (the ARM pipeline, the SDK) get it
 from `bind_object`, a context variable the handler runtime sets around each reconcile, which asyncio
 copies into every task the reconcile starts, or else from the object provider (`set_object_provider`):
-the kopf handler in progress, for handlers that do not go through the runtime (cleanup on deletion).
+the kopf handler in progress, for handlers outside the runtime's reconcile and cleanup (the dependants'
+wake-up on watch events, for one).
 Lines about an ARM response carry `arm_request_id`.
 
 Redaction is the last step of formatting, in both formats: bearer tokens, JWTs (access tokens, the

@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local stack: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
+        # A second Ctrl-C (or a SIGINT sent to the whole process group) must not cut the shutdown short and
+        # leave emulators behind; each child is stopped with a bounded wait, then killed.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.down()
 
 

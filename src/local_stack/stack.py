@@ -300,6 +300,8 @@ class LocalStack:
         self._wait(lambda: _answers(readiness), child, "the operator's readiness probe")
 
     def _apply_examples(self, timeout: float) -> None:
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(namespace))
         for path in self.examples:
             self.kubectl("apply", "-n", self.namespace, "-f", str(path))
         resources = self.example_resources()

@@ -44,7 +44,8 @@ def object_lock(uid: str) -> asyncio.Lock:
     return _object_locks.lock(uid)
 
 
-def _lock_key(body: kopf.Body) -> str:
+def _object_key(body: kopf.Body) -> str:
+    """The object's UID (namespace/name before it has one): the key of its lock and of its Ready state."""
     return body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
 
 
@@ -56,7 +57,7 @@ async def drift_check_due(body: kopf.Body) -> bool:
     and the status it just wrote has not reached this body yet: a reconcile from it would start from
     outdated status (and, for instance, take an identity it has just created for an adopted one).
     """
-    async with object_lock(_lock_key(body)):
+    async with object_lock(_object_key(body)):
         pass
     if body.metadata.get("deletionTimestamp"):
         return False
@@ -133,7 +134,7 @@ async def reconcile_and_report(
     """
     kind = str(body.get("kind") or "")
     with observability_logging.bind_object(kind, body.metadata.namespace, body.metadata.name or ""):
-        async with object_lock(_lock_key(body)):
+        async with object_lock(_object_key(body)):
             if body.metadata.get("deletionTimestamp"):
                 return None
             started = time.monotonic()
@@ -182,7 +183,7 @@ def register_cleanup(
     @kopf.on.delete(*resource_of(kind), registry=registry, id="cleanup")
     async def on_delete(body: kopf.Body, patch: kopf.Patch, logger: Any, retry: int, **kwargs: Any) -> None:
         with observability_logging.bind_object(kind.kind, body.metadata.namespace, body.metadata.name or ""):
-            async with object_lock(_lock_key(body)):
+            async with object_lock(_object_key(body)):
                 try:
                     blocked = await cleanup(body, logger, kwargs)
                 except errors.ArmError as error:
@@ -261,7 +262,7 @@ def track_ready_states(
         def observe_ready_state(
             event: kopf.RawEvent, body: kopf.Body, _kind: str = kind.kind, **_: Any
         ) -> None:
-            uid = body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
+            uid = _object_key(body)
             if event.get("type") == "DELETED":
                 states.forget(uid)
             else:

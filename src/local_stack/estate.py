@@ -19,6 +19,8 @@ DEMO_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 """The subscription the examples name. The emulator draws a random one for a fresh world, so the local stack
 seeds its world with this one (see `seed_subscription`)."""
 DEMO_LOCATION = "westeurope"
+EXAMPLES_RESOURCE_GROUP = "rg-identity-operator-demo"
+"""The resource group of examples/user-assigned-identity.yaml and of the Key Vault the roles are on."""
 EMULATOR_STATE_FILE = "state.json"
 """The file the emulator loads its world from (`--persist`) and saves it to after each change."""
 
@@ -66,9 +68,9 @@ def demo_estate(tenant_id: str) -> tuple[AzureResource, ...]:
     """Everything the examples name, parents before children, in the order a deployment would create it."""
     return (
         # examples/user-assigned-identity.yaml, federated-identity-credential.yaml, role-assignment.yaml
-        _group("rg-identity-operator-demo"),
+        _group(EXAMPLES_RESOURCE_GROUP),
         _resource(
-            "rg-identity-operator-demo",
+            EXAMPLES_RESOURCE_GROUP,
             "Microsoft.KeyVault/vaults/kv-demo",
             "2024-11-01",
             properties={

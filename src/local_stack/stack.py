@@ -29,7 +29,13 @@ from typing import Any
 
 import yaml
 
-from local_stack.estate import AzureResource, demo_estate, seed_subscription
+from local_stack.estate import (
+    DEMO_LOCATION,
+    AzureResource,
+    demo_estate,
+    seed_subscription,
+)
+from local_stack.estate import EXAMPLES_RESOURCE_GROUP as EXAMPLES_RESOURCE_GROUP  # for the benchmarks
 from local_stack.workload import DEMO_WORKLOAD, WorkloadCheck, check_workload_identity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +50,7 @@ DEFAULT_EXAMPLES = (
     "system-assigned-and-attached-identities.yaml",
 )
 """Every manifest in examples/, in the order a reader meets them in the README."""
+EXAMPLES_LOCATION = DEMO_LOCATION
 CLUSTER_ISSUER = "https://kubernetes.default.svc.cluster.local"
 """The service-account issuer the Kubernetes emulator signs tokens with (kube-apiserver's usual default);
 the operator fills it into federated credentials that name no issuer."""
@@ -149,7 +156,7 @@ class LocalStack:
         self._start_operator()
         self.say(f"Operator:            ready; metrics at {self.metrics_url}")
         if self.examples:
-            self._apply_examples(ready_timeout)
+            self.apply_examples(ready_timeout)
 
     def down(self) -> None:
         for child in reversed(self.children):
@@ -299,7 +306,7 @@ class LocalStack:
         readiness = f"http://127.0.0.1:{self.metrics_port}/readyz"
         self._wait(lambda: _answers(readiness), child, "the operator's readiness probe")
 
-    def _apply_examples(self, timeout: float) -> None:
+    def apply_examples(self, timeout: float) -> None:
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         self.kubectl("apply", "-f", "-", input=json.dumps(namespace))
         for path in self.examples:

@@ -49,6 +49,31 @@ def emulator_state(workdir: Path) -> dict[str, Any]:
         return world
 
 
+README = REPO_ROOT / "README.md"
+
+
+def _long_options(help_text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", help_text)) - {"--help"}
+
+
+def test_the_readme_documents_every_option_setting_and_link() -> None:
+    """The README is where a newcomer and a cluster operator start: what it names must exist, and every
+    option of `make run`, every flag of the operator and every variable it reads must be in it."""
+    readme = README.read_text()
+    for module in ("local_stack", "azure_identity_operator"):
+        usage = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        missing = {option for option in _long_options(usage) if f"`{option}" not in readme}
+        assert not missing, (module, missing)
+    config = (REPO_ROOT / "src/azure_identity_operator/config.py").read_text()
+    variables = set(re.findall(r'"((?:AZURE|IDENTITY_OPERATOR)_[A-Z_]+)"', config))
+    assert "IDENTITY_OPERATOR_SYNC_INTERVAL" in variables
+    assert not {v for v in variables if f"`{v}`" not in readme}
+    for target in re.findall(r"\]\(((?!https?://)[^)#]+)(?:#[^)]*)?\)", readme):
+        assert (REPO_ROOT / target).exists(), target
+
+
 def test_the_default_examples_are_every_example() -> None:
     assert sorted(DEFAULT_EXAMPLES) == sorted(path.name for path in EXAMPLES_DIR.glob("*.yaml"))
 

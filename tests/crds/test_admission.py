@@ -1,0 +1,100 @@
+"""What the CRDs' bounds refuse at admission, through kubectl and the Kubernetes API emulator: input Azure
+would refuse is stopped before the operator ever sees it. Server-side dry runs only, so nothing is stored
+for a running operator to reconcile.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fixtures.kube_emulator import KubeEmulatorInfo
+
+GUID = "00000000-0000-0000-0000-000000000000"
+
+
+def dry_run(kube: KubeEmulatorInfo, namespace: str, body: dict[str, object]) -> str:
+    """stderr of a server-side dry-run create ('' when the object would be accepted)."""
+    result = kube.kubectl(
+        "create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(body), check=False
+    )
+    return result.stderr if result.returncode else ""
+
+
+def identity(spec: dict[str, object]) -> dict[str, object]:
+    return {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "UserAssignedIdentity",
+        "metadata": {"name": "bounded"},
+        "spec": {"resourceGroup": "rg", "location": "westeurope", **spec},
+    }
+
+
+def credential(spec: dict[str, object]) -> dict[str, object]:
+    return {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "FederatedIdentityCredential",
+        "metadata": {"name": "bounded"},
+        "spec": {"identityRef": {"name": "bounded"}, "subject": "system:serviceaccount:a:b", **spec},
+    }
+
+
+def assignment(spec: dict[str, object]) -> dict[str, object]:
+    return {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "RoleAssignment",
+        "metadata": {"name": "bounded"},
+        "spec": {
+            "principal": {"principalId": GUID},
+            "role": "Reader",
+            "scope": f"/subscriptions/{GUID}",
+            **spec,
+        },
+    }
+
+
+@pytest.mark.usefixtures("operator_crds")
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        (identity({"tags": {"t" * 513: "v"}}), 'spec.tags: Invalid value: "object": tag names must be 1-512'),
+        (identity({"tags": {"team": "v" * 257}}), "may not be more than 256 bytes"),
+        (identity({"tags": {f"k{n}": "v" for n in range(51)}}), "must have at most 50 items"),
+        (
+            identity({"attachTo": [f"/subscriptions/{GUID}/resourceGroups/rg"] * 101}),
+            "must have at most 100 items",
+        ),
+        (
+            credential({"audiences": ["api://AzureADTokenExchange", "api://other"]}),
+            "must have at most 1 items",
+        ),
+        (credential({"subject": "s" * 601}), "may not be more than 600 bytes"),
+        (assignment({"condition": "c" * 8193, "conditionVersion": "2.0"}), "may not be more than 8192 bytes"),
+        (assignment({"principal": {"principalId": GUID + "0"}}), "spec.principal.principalId"),
+    ],
+    ids=[
+        "tag-name",
+        "tag-value",
+        "tag-count",
+        "attach-count",
+        "audiences",
+        "subject",
+        "condition",
+        "principal",
+    ],
+)
+def test_input_azure_refuses_is_refused_at_admission(
+    kube_emulator: KubeEmulatorInfo, namespace: str, body: dict[str, object], refusal: str
+) -> None:
+    stderr = dry_run(kube_emulator, namespace, body)
+    assert refusal in stderr, stderr
+
+
+@pytest.mark.usefixtures("operator_crds")
+def test_input_within_the_bounds_is_accepted(kube_emulator: KubeEmulatorInfo, namespace: str) -> None:
+    tags = {"t" * 512: "v" * 256, **{f"k{n}": "v" for n in range(49)}}
+    assert dry_run(kube_emulator, namespace, identity({"tags": tags})) == ""
+    assert dry_run(kube_emulator, namespace, credential({"audiences": ["api://custom"]})) == ""
+    condition = {"condition": "c" * 8192, "conditionVersion": "2.0"}
+    assert dry_run(kube_emulator, namespace, assignment(condition)) == ""

@@ -1,4 +1,5 @@
-"""The handler runtime's serialization: a drift reconcile that waited for a cleanup never runs after it."""
+"""The handler runtime's serialization: a drift reconcile never runs beside or after another reconcile it
+would repeat, nor after a cleanup."""
 
 from __future__ import annotations
 
@@ -49,3 +50,18 @@ def test_a_reconcile_waiting_behind_a_cleanup_is_skipped_once_deletion_began() -
     assert asyncio.run(scenario()) is None
     assert runs == []
     assert not patch
+
+
+def test_a_drift_check_is_due_only_with_current_status_and_no_reconcile_in_progress() -> None:
+    raw, body = live_body("uid-drift")
+    assert not runtime.drift_check_due(body), "no status yet: the creation handler is in charge"
+    raw["status"] = {"observedGeneration": 1}
+    assert runtime.drift_check_due(body)
+
+    async def while_reconciling() -> bool:
+        async with runtime.object_lock("uid-drift"):
+            return runtime.drift_check_due(body)
+
+    assert not asyncio.run(while_reconciling())
+    raw["metadata"]["generation"] = 2
+    assert not runtime.drift_check_due(body), "a spec change whose status has not arrived yet"

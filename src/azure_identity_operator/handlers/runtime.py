@@ -49,16 +49,17 @@ def _object_key(body: kopf.Body) -> str:
     return body.metadata.uid or f"{body.metadata.namespace}/{body.metadata.name}"
 
 
-async def drift_check_due(body: kopf.Body) -> bool:
+def drift_check_due(body: kopf.Body) -> bool:
     """Whether a drift timer should reconcile `body` now.
 
-    It waits for any reconcile of the object in progress, then says yes only when the status of the live
-    body is current (`observedGeneration` equals `generation`). Otherwise a change handler is in charge
-    and the status it just wrote has not reached this body yet: a reconcile from it would start from
-    outdated status (and, for instance, take an identity it has just created for an adopted one).
+    No when a reconcile of the object is in progress: the check would repeat it, starting from status
+    that kopf patches only after that reconcile returns. Otherwise yes only when the status of the live
+    body is current (`observedGeneration` equals `generation`); if not, a change handler is in charge and
+    the status it just wrote has not reached this body yet: a reconcile from it would start from outdated
+    status (and, for instance, take an identity it has just created for an adopted one).
     """
-    async with object_lock(_object_key(body)):
-        pass
+    if object_lock(_object_key(body)).locked():
+        return False
     if body.metadata.get("deletionTimestamp"):
         return False
     status = body.get("status") or {}
@@ -105,7 +106,7 @@ def register_reconcile(
         stopped = kwargs.get("stopped")
         if stopped is not None and await stopped.wait(random.uniform(0, 2 * DRIFT_JITTER * interval)):
             return
-        if not await drift_check_due(body):
+        if not drift_check_due(body):
             return
         await reconcile(body, patch, logger, int(kwargs.get("retry") or 0), kwargs)
 

@@ -17,6 +17,7 @@ import secrets
 import signal
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--principal-delay", type=float, default=0.0, help="seconds a new principal stays unknown to RBAC"
     )
+    serve.add_argument(
+        "--subscription-id", type=_guid, help="ID of the emulated subscription (default: a new random GUID)"
+    )
+    serve.add_argument(
+        "--tenant-id", type=_guid, help="ID of the emulated tenant (default: a new random GUID)"
+    )
     serve.add_argument("--page-size", type=int, default=100, help="items per page of every list")
     serve.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     serve.add_argument("--lro-seconds", type=float, default=0.0, help="how long VM writes stay InProgress")
@@ -64,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _guid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a GUID") from None
+
+
 def _signing_key(state_dir: Path) -> bytes:
     path = state_dir / SIGNING_KEY_FILE
     if not path.exists():
@@ -74,7 +88,17 @@ def _signing_key(state_dir: Path) -> bytes:
 
 def build_emulator(args: argparse.Namespace, state_dir: Path) -> Emulator:
     state_file = state_dir / STATE_FILE
-    world = state.load(state_file) if args.persist and state_file.exists() else state.new_world()
+    if args.persist and state_file.exists():
+        # A saved world keeps its own IDs; asking for others would silently be a different subscription.
+        world = state.load(state_file)
+        for flag, wanted, saved in (
+            ("--subscription-id", args.subscription_id, world.subscription_id),
+            ("--tenant-id", args.tenant_id, world.tenant_id),
+        ):
+            if wanted is not None and wanted != saved:
+                raise SystemExit(f"{flag} {wanted} differs from {saved} saved in {state_file}")
+    else:
+        world = state.new_world(tenant_id=args.tenant_id, subscription_id=args.subscription_id)
     knobs = behaviour.Behaviour(
         principal_delay=args.principal_delay,
         page_size=max(1, args.page_size),

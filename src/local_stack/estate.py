@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from azure_emulator import state as emulator_state
-
 DEMO_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
-"""The subscription the examples name. The emulator draws a random one for a fresh world, so the local stack
-seeds its world with this one (see `seed_subscription`)."""
+"""The subscription the examples name: the local stack starts the emulator with it (`--subscription-id`)."""
 DEMO_LOCATION = "westeurope"
 EXAMPLES_RESOURCE_GROUP = "rg-identity-operator-demo"
 """The resource group of examples/user-assigned-identity.yaml and of the Key Vault the roles are on."""
-EMULATOR_STATE_FILE = "state.json"
-"""The file the emulator loads its world from (`--persist`) and saves it to after each change."""
 
 RESOURCE_GROUPS_API_VERSION = "2022-09-01"
 
@@ -100,18 +94,3 @@ def demo_estate(tenant_id: str) -> tuple[AzureResource, ...]:
             sku={"name": "Standard_LRS"},
         ),
     )
-
-
-def seed_subscription(state_dir: Path, subscription_id: str = DEMO_SUBSCRIPTION_ID) -> bool:
-    """Give a fresh emulator world the examples' subscription ID; False when a saved world already exists.
-
-    The emulator offers no flag for the subscription ID, but with `--persist` it starts from the world saved
-    in its state folder. Writing a fresh world (made by the emulator's own constructor) there first fixes
-    the ID and leaves everything else as the emulator makes it. A world saved by an earlier run with the
-    same `--workdir` is kept as it is, with its identities and assignments.
-    """
-    state_file = state_dir / EMULATOR_STATE_FILE
-    if state_file.exists():
-        return False
-    emulator_state.save(emulator_state.new_world(subscription_id=subscription_id), state_file)
-    return True

@@ -31,9 +31,9 @@ import yaml
 
 from local_stack.estate import (
     DEMO_LOCATION,
+    DEMO_SUBSCRIPTION_ID,
     AzureResource,
     demo_estate,
-    seed_subscription,
 )
 from local_stack.estate import EXAMPLES_RESOURCE_GROUP as EXAMPLES_RESOURCE_GROUP  # for the benchmarks
 from local_stack.workload import DEMO_WORKLOAD, WorkloadCheck, check_workload_identity
@@ -127,10 +127,20 @@ class LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.say(f"Working directory: {self.workdir}")
         azure_state = self.workdir / "azure"
-        seed_subscription(azure_state)
         self.azure = self._start_emulator(
             "azure-emulator",
-            ["azure_emulator", "serve", "--port", "0", "--state-dir", str(azure_state), "--persist"],
+            [
+                "azure_emulator",
+                "serve",
+                "--port",
+                "0",
+                "--state-dir",
+                str(azure_state),
+                "--persist",
+                # The subscription the examples name, so they apply as written.
+                "--subscription-id",
+                DEMO_SUBSCRIPTION_ID,
+            ],
         )
         self.say(f"Azure emulator:      {self.azure['arm_endpoint']}")
         self.say(f"Azure subscription:  {self.azure['subscription_id']}")

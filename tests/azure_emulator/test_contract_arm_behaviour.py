@@ -305,3 +305,33 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
         assert settings["throttlingEnabled"] is True
     finally:
         stop_emulator_process(process)
+
+
+def test_subscription_and_tenant_ids_can_be_chosen_and_a_saved_world_keeps_its_own(tmp_path: Path) -> None:
+    ready, log = tmp_path / "ready.json", tmp_path / "log"
+    state_dir = tmp_path / "state"
+    chosen = ("--subscription-id", "00000000-0000-0000-0000-000000000000")
+    tenant = ("--tenant-id", "22222222-2222-2222-2222-222222222222")
+    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir), *chosen, *tenant)
+    try:
+        wait_until_ready(process, ready, log)
+        info = AzureEmulatorInfo.from_ready_file(ready)
+        assert (info.subscription_id, info.tenant_id) == (chosen[1], tenant[1])
+        group = f"/subscriptions/{info.subscription_id}/resourcegroups/rg?api-version=2022-09-01"
+        assert info.raw("PUT", group, {"location": "westus"}).status == 201
+    finally:
+        stop_emulator_process(process)
+    ready.unlink()
+    other = ("--subscription-id", "11111111-1111-1111-1111-111111111111")
+    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir), *other)
+    assert process.wait(timeout=30) != 0
+    assert "differs from 00000000-0000-0000-0000-000000000000" in log.read_text()
+    process = start_emulator_process(ready, log, "--persist", "--state-dir", str(state_dir), *chosen)
+    try:
+        wait_until_ready(process, ready, log)
+        assert AzureEmulatorInfo.from_ready_file(ready).subscription_id == chosen[1]
+    finally:
+        stop_emulator_process(process)
+    not_a_guid = start_emulator_process(tmp_path / "r2.json", log, "--subscription-id", "sub-1")
+    assert not_a_guid.wait(timeout=30) == 2
+    assert "is not a GUID" in log.read_text()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from local_stack.estate import DEMO_SUBSCRIPTION_ID, seed_subscription
+from local_stack.estate import DEMO_SUBSCRIPTION_ID
 from local_stack.stack import DEFAULT_EXAMPLES, EXAMPLES_DIR
 
 pytestmark = pytest.mark.e2e
@@ -76,16 +76,6 @@ def test_the_readme_documents_every_option_setting_and_link() -> None:
 
 def test_the_default_examples_are_every_example() -> None:
     assert sorted(DEFAULT_EXAMPLES) == sorted(path.name for path in EXAMPLES_DIR.glob("*.yaml"))
-
-
-def test_a_fresh_emulator_world_gets_the_examples_subscription_and_a_saved_one_is_kept(
-    tmp_path: Path,
-) -> None:
-    assert seed_subscription(tmp_path) is True
-    saved = json.loads((tmp_path / "state.json").read_text())
-    assert saved["subscription_id"] == DEMO_SUBSCRIPTION_ID
-    assert seed_subscription(tmp_path, "11111111-1111-1111-1111-111111111111") is False
-    assert json.loads((tmp_path / "state.json").read_text()) == saved
 
 
 def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
+# Only the authority-host constants of the package root; every credential used is from `.aio`.
+import azure.identity
 from azure.core import AzureClouds
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -36,7 +38,6 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import HttpRequest, HttpResponse
-from azure.identity import AzureAuthorityHosts
 from azure.identity.aio import DefaultAzureCredential
 from azure.mgmt.core.tools import get_arm_endpoints
 
@@ -151,9 +152,9 @@ def _cloud(cloud: AzureClouds, authority_host: str) -> Cloud:
 
 
 KNOWN_CLOUDS = (
-    _cloud(AzureClouds.AZURE_PUBLIC_CLOUD, AzureAuthorityHosts.AZURE_PUBLIC_CLOUD),
-    _cloud(AzureClouds.AZURE_US_GOVERNMENT, AzureAuthorityHosts.AZURE_GOVERNMENT),
-    _cloud(AzureClouds.AZURE_CHINA_CLOUD, AzureAuthorityHosts.AZURE_CHINA),
+    _cloud(AzureClouds.AZURE_PUBLIC_CLOUD, azure.identity.AzureAuthorityHosts.AZURE_PUBLIC_CLOUD),
+    _cloud(AzureClouds.AZURE_US_GOVERNMENT, azure.identity.AzureAuthorityHosts.AZURE_GOVERNMENT),
+    _cloud(AzureClouds.AZURE_CHINA_CLOUD, azure.identity.AzureAuthorityHosts.AZURE_CHINA),
 )
 
 

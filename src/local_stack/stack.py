@@ -370,8 +370,10 @@ class LocalStack:
             self.kubectl("get", "-n", self.namespace, "-o", "json", "--ignore-not-found", *resources).stdout
             or '{"items": []}'
         )
+        # kubectl answers a List for several names but the object itself for exactly one.
+        items = listed["items"] if "items" in listed else [listed]
         found: dict[str, dict[str, Any]] = {}
-        for item in listed.get("items", []):
+        for item in items:
             key = f"{item['kind'].lower()}.{GROUP}/{item['metadata']['name']}"
             conditions = item.get("status", {}).get("conditions", [])
             found[key] = next((c for c in conditions if c.get("type") == "Ready"), {})

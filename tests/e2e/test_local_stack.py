@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from local_stack.estate import DEMO_SUBSCRIPTION_ID
-from local_stack.stack import DEFAULT_EXAMPLES, EXAMPLES_DIR
+from local_stack.stack import DEFAULT_EXAMPLES, EXAMPLES_DIR, LocalStack
 
 pytestmark = pytest.mark.e2e
 
@@ -201,3 +201,15 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
             break
         assert time.monotonic() < deadline, "the Kubernetes emulator outlived the local stack"
         time.sleep(0.2)
+
+
+def test_a_single_example_object_is_seen_ready(tmp_path: Path) -> None:
+    """With one object left to wait for, kubectl answers the object itself rather than a List."""
+    stack = LocalStack(
+        workdir=tmp_path, examples=[EXAMPLES_DIR / "user-assigned-identity.yaml"], say=lambda _: None
+    )
+    try:
+        stack.up(ready_timeout=60)
+        stack.wait_ready(["userassignedidentity.identityoperator.dev/demo-workload"], timeout=30)
+    finally:
+        stack.down()

@@ -371,7 +371,7 @@ class LocalStack:
             or '{"items": []}'
         )
         # kubectl answers a List for several names but the object itself for exactly one.
-        items = listed["items"] if "items" in listed else [listed]
+        items = listed.get("items", [listed])
         found: dict[str, dict[str, Any]] = {}
         for item in items:
             key = f"{item['kind'].lower()}.{GROUP}/{item['metadata']['name']}"

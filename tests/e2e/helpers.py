@@ -55,3 +55,15 @@ def arm_reads(azure: AzureEmulatorInfo, resource_group: str) -> int:
         for key, count in azure.request_counts().items()
         if key.startswith("GET ") and f"/{resource_group.lower()}/" in key.lower()
     )
+
+
+def identity_manifest(name: str, resource_group: str, extra: str = "", *, tags: str | None = None) -> str:
+    """A UserAssignedIdentity in westeurope; `tags` is the inside of a YAML flow map ("team: a, env: b"),
+    `extra` more indented spec lines."""
+    tag_line = f"  tags: {{{tags}}}\n" if tags is not None else ""
+    return (
+        "apiVersion: identityoperator.dev/v1alpha1\n"
+        "kind: UserAssignedIdentity\n"
+        f"metadata:\n  name: {name}\n"
+        f"spec:\n  resourceGroup: {resource_group}\n  location: westeurope\n{tag_line}{extra}"
+    )

@@ -15,7 +15,7 @@ import time
 import pytest
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
-from e2e.helpers import arm_reads
+from e2e.helpers import arm_reads, identity_manifest
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -31,19 +31,6 @@ from fixtures.operator import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def identity_manifest(name: str, resource_group: str, policy: str = "Delete") -> str:
-    return f"""
-apiVersion: identityoperator.dev/v1alpha1
-kind: UserAssignedIdentity
-metadata:
-  name: {name}
-spec:
-  resourceGroup: {resource_group}
-  location: westeurope
-  deletionPolicy: {policy}
-"""
 
 
 def credential_manifest(name: str, identity: str, body: str = "  serviceAccountRef:\n    name: api\n") -> str:

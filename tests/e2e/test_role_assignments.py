@@ -25,7 +25,7 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from azure_identity_operator.arm import ids
-from e2e.helpers import is_ready
+from e2e.helpers import identity_manifest, is_ready
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -76,15 +76,6 @@ def identity_principal(name: str) -> str:
 def raw_principal(principal_id: str, principal_type: str | None = "ServicePrincipal") -> str:
     line = f"    principalId: {principal_id}\n"
     return line + (f"    principalType: {principal_type}\n" if principal_type else "")
-
-
-def identity(name: str, resource_group: str) -> str:
-    return (
-        "apiVersion: identityoperator.dev/v1alpha1\n"
-        "kind: UserAssignedIdentity\n"
-        f"metadata:\n  name: {name}\n"
-        f"spec:\n  resourceGroup: {resource_group}\n  location: westeurope\n"
-    )
 
 
 def rg_scope(azure: AzureEmulatorInfo, resource_group: str) -> str:
@@ -165,7 +156,7 @@ def test_identity_and_assignment_applied_together_become_ready_and_follow_a_recr
         # The assignment comes first: it must wait for an identity that does not exist yet.
         role_assignment("app-reader", scope, principal=identity_principal("app"))
         + "---\n"
-        + identity("app", resource_group),
+        + identity_manifest("app", resource_group),
     )
     body = wait_ready(kube_emulator, namespace, "roleassignment/app-reader", timeout=30)
     uai = wait_ready(kube_emulator, namespace, "uai/app")

@@ -16,6 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from e2e import helpers
 from e2e.helpers import arm_reads
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
@@ -36,16 +37,7 @@ pytestmark = pytest.mark.e2e
 
 
 def identity_manifest(name: str, resource_group: str, extra: str = "", tags: str = "team: payments") -> str:
-    return f"""
-apiVersion: identityoperator.dev/v1alpha1
-kind: UserAssignedIdentity
-metadata:
-  name: {name}
-spec:
-  resourceGroup: {resource_group}
-  location: westeurope
-  tags: {{{tags}}}
-{extra}"""
+    return helpers.identity_manifest(name, resource_group, extra, tags=tags)
 
 
 def identity_names(msi_client: ManagedServiceIdentityClient, resource_group: str) -> list[str]:

@@ -7,10 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test check bench lint format clean
 
-$(STAMP): pyproject.toml
+# Every package is installed at the exact version the pins files name (the runtime closure the image also
+# installs, and the test tools'), so a fresh clone tests what was tested, whatever PyPI published since.
+CONSTRAINTS := deploy/image/constraints.txt tests/constraints.txt
+PIP_VERSION := 26.3
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet 'pip==$(PIP_VERSION)'
+	$(BIN)/python -m pip install --quiet $(addprefix --constraint ,$(CONSTRAINTS)) -e '.[test]'
 	touch $(STAMP)
 
 ## run: start both emulators and the operator, apply examples/, and keep running until Ctrl-C

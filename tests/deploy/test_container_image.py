@@ -31,6 +31,8 @@ from .manifests import REPO_ROOT
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 CONSTRAINTS = REPO_ROOT / "deploy" / "image" / "constraints.txt"
+TEST_CONSTRAINTS = REPO_ROOT / "tests" / "constraints.txt"
+MAKEFILE = REPO_ROOT / "Makefile"
 BUILD_REQUIREMENTS = REPO_ROOT / "deploy" / "image" / "build-requirements.txt"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 PROJECT = "azure-identity-operator"
@@ -267,6 +269,28 @@ def test_image_dependencies_are_pinned_exactly_and_completely() -> None:
             assert pinned[name] in requirement.specifier, (
                 f"{name}=={pinned[name]} does not satisfy {requirement}"
             )
+
+
+def test_development_install_uses_the_image_pins_and_pins_everything_else() -> None:
+    """`make` installs with both pins files, so the suite tests exactly what the image installs and never
+    what PyPI published since: every distribution in the test environment is at its pinned version."""
+    constraints_line = next(line for line in MAKEFILE.read_text().splitlines() if line.startswith("CONSTRAINTS"))
+    for path in (CONSTRAINTS, TEST_CONSTRAINTS):
+        assert str(path.relative_to(REPO_ROOT)) in constraints_line.split()
+    runtime, development = pins(CONSTRAINTS), pins(TEST_CONSTRAINTS)
+    assert not set(runtime) & set(development), "a package pinned in both files"
+    pinned = {**runtime, **development}
+    unpinned, differing = [], []
+    for distribution in metadata.distributions():
+        name = canonicalize_name(distribution.metadata["Name"])
+        if name in (PROJECT, "pip", "setuptools", "wheel"):
+            continue
+        if name not in pinned:
+            unpinned.append(name)
+        elif Version(distribution.version) != pinned[name]:
+            differing.append(f"{name} {distribution.version} (pinned {pinned[name]})")
+    assert not unpinned, f"installed without a pin in {TEST_CONSTRAINTS.name}: {sorted(unpinned)}"
+    assert not differing, f"installed at another version than pinned: {differing}"
 
 
 def test_build_backend_is_pinned_within_the_build_system_requirements() -> None:

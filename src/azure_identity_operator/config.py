@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -17,6 +18,8 @@ PUBLIC_CLOUD_RESOURCE_MANAGER = "https://management.azure.com"
 PUBLIC_CLOUD_AUDIENCE = "https://management.azure.com"
 
 LogFormat = Literal["text", "json"]
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class ConfigError(ValueError):
@@ -60,6 +63,11 @@ class Settings:
         subscription_id = env.get("AZURE_SUBSCRIPTION_ID", "").strip()
         if not subscription_id:
             raise ConfigError("AZURE_SUBSCRIPTION_ID is required: the subscription objects default to")
+        if not _GUID.match(subscription_id):
+            # Caught here, not as an InvalidSpec on every object that leaves spec.subscriptionId out.
+            raise ConfigError(
+                f"AZURE_SUBSCRIPTION_ID must be a subscription ID (a GUID), not {subscription_id!r}"
+            )
         log_format = env.get("IDENTITY_OPERATOR_LOG_FORMAT", "text").strip().lower() or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"IDENTITY_OPERATOR_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")

@@ -40,6 +40,7 @@ def test_reads_every_variable() -> None:
     ("env", "named"),
     [
         ({}, "AZURE_SUBSCRIPTION_ID"),
+        ({"AZURE_SUBSCRIPTION_ID": "my-subscription"}, "AZURE_SUBSCRIPTION_ID"),
         (
             {"AZURE_SUBSCRIPTION_ID": SUB, "IDENTITY_OPERATOR_SYNC_INTERVAL": "soon"},
             "IDENTITY_OPERATOR_SYNC_INTERVAL",

@@ -91,6 +91,35 @@ def test_input_azure_refuses_is_refused_at_admission(
     assert refusal in stderr, stderr
 
 
+def exported_to(config_map: str) -> dict[str, object]:
+    return identity({"exportTo": {"configMap": {"name": config_map}}})
+
+
+@pytest.mark.usefixtures("operator_crds")
+@pytest.mark.parametrize(
+    "name",
+    ["UPPER", "sp ace", "dots..double", "-leading", "trailing-", ".dot", "dot.", "a" * 254],
+    ids=["upper-case", "space", "empty-label", "leading-dash", "trailing-dash", "leading-dot", "trailing-dot",
+         "too-long"],
+)  # fmt: skip
+def test_a_config_map_name_the_api_server_would_refuse_is_refused_at_admission(
+    kube_emulator: KubeEmulatorInfo, namespace: str, name: str
+) -> None:
+    """The ConfigMap is created by the operator, long after admission: a name Kubernetes refuses for a
+    ConfigMap would only show as the operator failing on every retry."""
+    stderr = dry_run(kube_emulator, namespace, exported_to(name))
+    assert "spec.exportTo.configMap.name" in stderr, stderr
+    assert f'Invalid value: "{name}"' in stderr or "may not be more than 253 bytes" in stderr, stderr
+
+
+@pytest.mark.usefixtures("operator_crds")
+@pytest.mark.parametrize("name", ["app-ids", "a.b-c", "0", "ids.v1", "a" * 253])
+def test_a_dns_subdomain_config_map_name_is_accepted(
+    kube_emulator: KubeEmulatorInfo, namespace: str, name: str
+) -> None:
+    assert dry_run(kube_emulator, namespace, exported_to(name)) == ""
+
+
 @pytest.mark.usefixtures("operator_crds")
 def test_input_within_the_bounds_is_accepted(kube_emulator: KubeEmulatorInfo, namespace: str) -> None:
     tags = {"t" * 512: "v" * 256, **{f"k{n}": "v" for n in range(49)}}

@@ -393,6 +393,19 @@ def test_printer_columns_read_declared_fields_of_their_type(kind: str) -> None:
         assert column.get("priority", 0) in (0, 1)
 
 
+def test_a_default_role_assignment_line_fits_a_terminal_and_shows_the_requested_role() -> None:
+    """An ARM scope runs to hundreds of characters: it is shown with `-o wide` only. The Role column reads
+    `status.roleName`, which the operator reports even while the role is unresolved (the name requested)."""
+    columns = {column["name"]: column for column in version_of("RoleAssignment")["additionalPrinterColumns"]}
+    default = [name for name, column in columns.items() if column.get("priority", 0) == 0]
+    assert default == ["Ready", "Reason", "Role", "Age"]
+    assert columns["Scope"] == {"name": "Scope", "type": "string", "priority": 1, "jsonPath": ".spec.scope"}
+    assert columns["Role"]["jsonPath"] == ".status.roleName"
+    role_name = root_schema("RoleAssignment")["properties"]["status"]["properties"]["roleName"]
+    assert role_name["type"] == "string"
+    assert "spec.role requests" in role_name["description"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_explain_has_a_description_for_every_field(kind: str) -> None:
     """`kubectl explain` shows these descriptions; only names of referenced objects go without one."""
@@ -481,15 +494,37 @@ STATUS_WRITERS = {
 }
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_status_field_the_operator_writes_is_declared(kind: str) -> None:
-    """Undeclared status fields are pruned: the operator would see its status never settle and loop."""
-    status = root_schema(kind)["properties"]["status"]["properties"]
+ADOPTING_KINDS = ("UserAssignedIdentity", "RoleAssignment")
+"""The kinds that take over an Azure resource that existed before the object."""
+ADOPTED_DESCRIPTION = (
+    "true when the operator took over an Azure resource that existed before this object; false when it"
+    " created it"
+)
+
+
+def status_fields_written(kind: str) -> set[str]:
     written: set[str] = set()
     for file_name in STATUS_WRITERS[kind]:
         written |= set(_status_dict_keys(ast.parse((RECONCILERS_DIR / file_name).read_text())))
     assert len(written) >= 2, "the scan found no status writes: the reconcilers changed shape, update it"
-    assert written - set(status) == set()
+    return written
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_status_field_the_operator_writes_is_declared(kind: str) -> None:
+    """Undeclared status fields are pruned: the operator would see its status never settle and loop."""
+    status = root_schema(kind)["properties"]["status"]["properties"]
+    assert status_fields_written(kind) - set(status) == set()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_that_adopts_declares_adopted_alike(kind: str) -> None:
+    """`status.adopted` means one thing whichever kind reports it, so tools and readers can rely on it."""
+    status = root_schema(kind)["properties"]["status"]["properties"]
+    if kind in ADOPTING_KINDS or "adopted" in status_fields_written(kind):
+        assert status.get("adopted") == {"type": "boolean", "description": ADOPTED_DESCRIPTION}
+    else:
+        assert "adopted" not in status
 
 
 def test_every_attachment_entry_field_is_declared() -> None:

@@ -49,6 +49,7 @@ class ResourceType:
     has_generation: bool = False
     verbs: tuple[str, ...] = ALL_VERBS
     stored_as: tuple[str, str] | None = None  # (group, plural) of another resource that holds the objects
+    selectable_fields: tuple[str, ...] = ()  # a CRD version's selectableFields, as field selector paths
 
     @property
     def api_version(self) -> str:
@@ -70,8 +71,18 @@ class ResourceType:
     def has_status_subresource(self) -> bool:
         return "status" in self.subresources
 
+    @property
+    def field_selectors(self) -> frozenset[str] | None:
+        """The fields a field selector may name; None for built-in kinds, which accept any field path."""
+        if not self.custom:
+            return None
+        return frozenset(METADATA_FIELD_SELECTORS + self.selectable_fields)
+
 
 _AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp")
+
+# What every custom resource can be selected by, besides its CRD's selectableFields
+METADATA_FIELD_SELECTORS = ("metadata.name", "metadata.namespace")
 
 
 def _builtin(
@@ -302,6 +313,10 @@ def crd_resource_types(crd: Mapping[str, Any]) -> list[ResourceType]:
                 printer_columns=columns,
                 custom=True,
                 has_generation=True,
+                selectable_fields=tuple(
+                    str(field.get("jsonPath", "")).lstrip(".")
+                    for field in version.get("selectableFields") or []
+                ),
             )
         )
     return result

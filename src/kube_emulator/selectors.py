@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from kube_emulator.errors import bad_request
@@ -116,7 +116,9 @@ class FieldSelector:
         return None
 
 
-def parse_field_selector(text: str | None) -> FieldSelector:
+def parse_field_selector(text: str | None, known: Collection[str] | None = None) -> FieldSelector:
+    """Parse a field selector; with `known`, a field outside it is refused as kube-apiserver refuses it
+    (for custom resources: anything but metadata.name, metadata.namespace and the CRD's selectableFields)."""
     if not text:
         return FieldSelector()
     requirements: list[tuple[str, bool, str]] = []
@@ -128,4 +130,10 @@ def parse_field_selector(text: str | None) -> FieldSelector:
                 break
         else:
             raise bad_request(f'invalid selector: {text!r}; can\'t understand "{part}"')
+    if known is not None:
+        for path, _, _ in requirements:
+            if path not in known:
+                raise bad_request(
+                    f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                )
     return FieldSelector(tuple(requirements))

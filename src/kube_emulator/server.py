@@ -479,7 +479,7 @@ class KubeApiServer:
                 resource,
                 target.namespace,
                 parse_label_selector(request.query.get("labelSelector")),
-                parse_field_selector(request.query.get("fieldSelector")),
+                parse_field_selector(request.query.get("fieldSelector"), resource.field_selectors),
                 limit=int(_number_parameter(request, "limit")),
                 continue_token=request.query.get("continue", ""),
             )
@@ -503,7 +503,9 @@ class KubeApiServer:
         if method == "DELETE":
             request["verb"] = "deletecollection"
             labels = parse_label_selector(request.query.get("labelSelector"))
-            field_selector = parse_field_selector(request.query.get("fieldSelector"))
+            field_selector = parse_field_selector(
+                request.query.get("fieldSelector"), resource.field_selectors
+            )
             deleted = []
             for obj in list(self.store.iter_objects(resource.storage_key, target.namespace)):
                 if labels.matches(obj) and field_selector.matches(obj):
@@ -524,7 +526,7 @@ class KubeApiServer:
         resource = target.resource
         assert resource is not None
         labels = parse_label_selector(request.query.get("labelSelector"))
-        field_selector = parse_field_selector(request.query.get("fieldSelector"))
+        field_selector = parse_field_selector(request.query.get("fieldSelector"), resource.field_selectors)
 
         def matches(obj: JsonObject) -> bool:
             served = present(resource, obj)

@@ -249,6 +249,43 @@ def test_list_pagination_and_selectors(core: kubernetes.client.CoreV1Api, namesp
     assert [item.metadata.name for item in named.items] == ["cm-4"]
 
 
+def test_custom_resources_answer_field_selectors_on_name_and_namespace_only(
+    kube_emulator: KubeEmulatorInfo, custom: kubernetes.client.CustomObjectsApi, namespace: str
+) -> None:
+    new_widget(custom, namespace, "one")
+    new_widget(custom, namespace, "two")
+    collection = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    code, listing = http(kube_emulator, "GET", f"{collection}?fieldSelector=metadata.name%3Dtwo")
+    assert (code, [item["metadata"]["name"] for item in listing["items"]]) == (200, ["two"])
+    code, listing = http(
+        kube_emulator,
+        "GET",
+        f"/apis/{GROUP}/{VERSION}/{PLURAL}?fieldSelector=metadata.namespace%3D{namespace}",
+    )
+    assert (code, len(listing["items"])) == (200, 2)
+    refused = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": '"spec.size" is not a known field selector: only "metadata.name", "metadata.namespace"',
+        "reason": "BadRequest",
+        "code": 400,
+    }
+    for query in ("", "watch=1&", "watch=1&resourceVersion=0&"):
+        assert http(kube_emulator, "GET", f"{collection}?{query}fieldSelector=spec.size%3D1") == (
+            400,
+            refused,
+        )
+    assert http(kube_emulator, "DELETE", f"{collection}?fieldSelector=spec.size%3D1") == (400, refused)
+    assert len(custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]) == 2
+    # Built-in kinds keep answering selectors on their own fields
+    code, listing = http(
+        kube_emulator, "GET", f"/api/v1/namespaces/{namespace}/events?fieldSelector=reason%3Dx"
+    )
+    assert (code, listing["items"]) == (200, [])
+
+
 def test_watch_resumes_from_a_resource_version_with_full_objects(
     kube_emulator: KubeEmulatorInfo, core: kubernetes.client.CoreV1Api, namespace: str
 ) -> None:

@@ -1,5 +1,6 @@
 """In-process units of the emulator: JSON patch, merge and strategic merge patch, label and field
-selectors, printer-column JSONPath, and field ownership for server-side apply."""
+selectors (and which fields a custom resource may be selected by), printer-column JSONPath, and field
+ownership for server-side apply."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kube_emulator import fields, patches, selectors, tables
+from kube_emulator import fields, patches, resources, selectors, tables
 from kube_emulator.errors import ApiError
 
 
@@ -95,6 +96,37 @@ def test_field_selectors() -> None:
     assert not selectors.parse_field_selector("involvedObject.name!=w").matches(event)
     assert selectors.parse_field_selector("source=kopf,metadata.namespace==n").matches(event)
     assert selectors.parse_field_selector("metadata.name=e").exact_name() == "e"
+
+
+def test_custom_resources_are_selected_by_metadata_and_their_selectable_fields_only() -> None:
+    version = {
+        "name": "v1",
+        "served": True,
+        "storage": True,
+        "selectableFields": [{"jsonPath": ".spec.color"}],
+    }
+    crd = {
+        "spec": {
+            "group": "example.dev",
+            "names": {"plural": "gizmos", "kind": "Gizmo"},
+            "versions": [version],
+        }
+    }
+    (gizmos,) = resources.crd_resource_types(crd)
+    known = gizmos.field_selectors
+    gizmo = {"metadata": {"name": "g", "namespace": "n"}, "spec": {"color": "red", "size": 2}}
+    assert selectors.parse_field_selector(
+        "metadata.name=g,metadata.namespace=n,spec.color=red", known
+    ).matches(gizmo)
+    with pytest.raises(ApiError) as refused:
+        selectors.parse_field_selector("spec.size=2", known)
+    assert (refused.value.code, refused.value.reason) == (400, "BadRequest")
+    assert refused.value.message == (
+        '"spec.size" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    )
+    configmaps = resources.Registry().lookup("", "v1", "configmaps")
+    assert configmaps is not None
+    assert configmaps.field_selectors is None
 
 
 def test_printer_column_paths() -> None:

@@ -1,5 +1,6 @@
 """docs/operations.md says what the manifests do: its example overlay renders with the settings it shows,
-its configuration table lists exactly the ConfigMap's keys, and every deploy/ path it names exists.
+its configuration table lists exactly the ConfigMap's keys, every deploy/ path it names exists, and what it
+says the operator's RBAC reaches is what the overlays grant.
 """
 
 from __future__ import annotations
@@ -10,11 +11,24 @@ from pathlib import Path
 
 import yaml
 
-from .manifests import CRDS_DIR, DEPLOY_DIR, REPO_ROOT, only, render
+from .manifests import CRDS_DIR, DEPLOY_DIR, KINDS, OVERLAYS, REPO_ROOT, Manifest, all_of, only, render
 
 DOC = REPO_ROOT / "docs" / "operations.md"
 EXAMPLE_MARKER = "<!-- the block below is rendered by tests/deploy/test_operations_doc.py -->"
 EXAMPLE_OVERLAY = "deploy/overlays/my-cluster"
+CORE_RESOURCES = {
+    "ConfigMaps": "configmaps",
+    "Events": "events",
+    "Namespaces": "namespaces",
+    "Pods": "pods",
+    "Secrets": "secrets",
+    "ServiceAccounts": "serviceaccounts",
+    "Services": "services",
+}
+"""Core kinds, as the doc names them in prose, and the resource each is in RBAC rules."""
+
+Permission = tuple[str, str, str]
+"""(API group, resource or resource/subresource, verb)"""
 
 
 def example_overlay() -> str:
@@ -77,3 +91,68 @@ def test_every_deploy_path_the_doc_names_exists() -> None:
     assert shipped
     for path in shipped:
         assert (REPO_ROOT / path).exists(), path
+
+
+def section(title: str) -> str:
+    return DOC.read_text().split(f"\n## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def granted(roles: list[Manifest]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for role in roles
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def every_role(rendered_overlays: dict[str, list[Manifest]]) -> list[Manifest]:
+    return [
+        role
+        for name in OVERLAYS
+        for role in all_of(rendered_overlays[name], "ClusterRole") + all_of(rendered_overlays[name], "Role")
+    ]
+
+
+def test_what_the_cluster_wide_cluster_role_reaches_is_what_it_grants(
+    rendered_overlays: dict[str, list[Manifest]],
+) -> None:
+    paragraph = section("Choosing what the operator watches").split("**Cluster-wide**", 1)[1]
+    paragraph = paragraph.split("\n\n", 1)[0]
+    named = {resource for word, resource in CORE_RESOURCES.items() if re.search(rf"\b{word}\b", paragraph)}
+    (cluster_role,) = all_of(rendered_overlays["cluster-wide"], "ClusterRole")
+    core = {resource for group, resource, _ in granted([cluster_role]) if group == ""}
+    assert named == core
+    assert "own kinds" in paragraph
+
+
+def test_what_the_doc_says_the_operator_cannot_read_is_granted_by_no_role(
+    rendered_overlays: dict[str, list[Manifest]],
+) -> None:
+    match = re.search(r"The operator cannot read ([^.]*?),? or anything else", section("RBAC"))
+    assert match is not None
+    named = [CORE_RESOURCES[word] for word in re.split(r",\s*|\s+or\s+", match.group(1))]
+    assert named
+    reached = {resource for group, resource, _ in granted(every_role(rendered_overlays)) if group == ""}
+    assert set(named) & reached == set()
+
+
+def test_the_rbac_table_lists_exactly_what_the_overlays_grant(
+    rendered_overlays: dict[str, list[Manifest]],
+) -> None:
+    table = section("RBAC").split("| API group |", 1)[1].split("\n\n", 1)[0]
+    documented: set[Permission] = set()
+    for row in table.splitlines()[2:]:
+        group_cell, resources_cell, verbs_cell = (cell.strip() for cell in row.strip("|").split("|")[:3])
+        group = "" if group_cell == "core" else group_cell.strip("`")
+        if resources_cell == "the four kinds":
+            resources = list(KINDS)
+        elif resources_cell == "`<kind>/status`":
+            resources = [f"{kind}/status" for kind in KINDS]
+        else:
+            resources = re.findall(r"`([a-z./]+)`", resources_cell)
+        assert resources, row
+        documented |= {(group, r, verb.strip()) for r in resources for verb in verbs_cell.split(",")}
+    assert documented == granted(every_role(rendered_overlays))

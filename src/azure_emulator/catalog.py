@@ -1,8 +1,9 @@
-"""Static knowledge the emulator serves: resource providers, their resource types and api-versions, and the
-built-in role definitions with their real GUIDs and permission sets.
+"""Static knowledge the emulator serves: Azure's public regions, resource providers, their resource types,
+api-versions and locations, and the built-in role definitions with their real GUIDs and permission sets.
 
-The provider catalogue drives three things at once: `GET /subscriptions/{s}/providers[/{namespace}]`,
-api-version validation of every resource request, and which resource types accept an `identity` block.
+The provider catalogue drives four things at once: `GET /subscriptions/{s}/providers[/{namespace}]`,
+api-version validation of every resource request, the locations a resource may be created in, and which
+resource types accept an `identity` block.
 """
 
 from __future__ import annotations
@@ -10,8 +11,79 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-# Locations a provider advertises; the emulator accepts any location string a caller sends.
-LOCATIONS = ("East US", "East US 2", "West US", "West US 2", "West Europe", "North Europe")
+
+def location_slug(location: str) -> str:
+    """ARM matches locations case-insensitively and ignoring spaces: `West US` and `westus` are one region."""
+    return "".join(location.split()).lower()
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    name: str  # "westeurope": the form ARM returns in `location` and lists in its errors
+    display_name: str  # "West Europe": the form `providers` list in `resourceTypes[].locations`
+
+
+# Azure's public-cloud regions open to every subscription (restricted ones such as `germanynorth` or
+# `southafricawest` and the `*euap` canaries are left out, as ARM leaves them out of a resource group's
+# list). Each resource provider registers its own subset in Azure; here every regional type offers all.
+PUBLIC_REGIONS: tuple[Region, ...] = (
+    Region("eastus", "East US"),
+    Region("eastus2", "East US 2"),
+    Region("southcentralus", "South Central US"),
+    Region("westus2", "West US 2"),
+    Region("westus3", "West US 3"),
+    Region("australiaeast", "Australia East"),
+    Region("southeastasia", "Southeast Asia"),
+    Region("northeurope", "North Europe"),
+    Region("swedencentral", "Sweden Central"),
+    Region("uksouth", "UK South"),
+    Region("westeurope", "West Europe"),
+    Region("centralus", "Central US"),
+    Region("southafricanorth", "South Africa North"),
+    Region("centralindia", "Central India"),
+    Region("eastasia", "East Asia"),
+    Region("indonesiacentral", "Indonesia Central"),
+    Region("japaneast", "Japan East"),
+    Region("japanwest", "Japan West"),
+    Region("koreacentral", "Korea Central"),
+    Region("malaysiawest", "Malaysia West"),
+    Region("newzealandnorth", "New Zealand North"),
+    Region("canadacentral", "Canada Central"),
+    Region("austriaeast", "Austria East"),
+    Region("belgiumcentral", "Belgium Central"),
+    Region("francecentral", "France Central"),
+    Region("germanywestcentral", "Germany West Central"),
+    Region("italynorth", "Italy North"),
+    Region("norwayeast", "Norway East"),
+    Region("polandcentral", "Poland Central"),
+    Region("spaincentral", "Spain Central"),
+    Region("switzerlandnorth", "Switzerland North"),
+    Region("mexicocentral", "Mexico Central"),
+    Region("uaenorth", "UAE North"),
+    Region("brazilsouth", "Brazil South"),
+    Region("chilecentral", "Chile Central"),
+    Region("israelcentral", "Israel Central"),
+    Region("qatarcentral", "Qatar Central"),
+    Region("northcentralus", "North Central US"),
+    Region("westus", "West US"),
+    Region("westcentralus", "West Central US"),
+    Region("canadaeast", "Canada East"),
+    Region("koreasouth", "Korea South"),
+    Region("southindia", "South India"),
+    Region("westindia", "West India"),
+    Region("jioindiawest", "Jio India West"),
+    Region("ukwest", "UK West"),
+    Region("australiasoutheast", "Australia Southeast"),
+    Region("australiacentral", "Australia Central"),
+    Region("australiacentral2", "Australia Central 2"),
+)
+RESOURCE_GROUP_REGIONS = PUBLIC_REGIONS
+
+
+def find_region(location: str, offered: tuple[Region, ...]) -> Region | None:
+    """The region of `offered` that `location` names, in either spelling (`westeurope`, `West Europe`)."""
+    slug = location_slug(location)
+    return next((r for r in offered if r.name == slug), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +104,9 @@ class ResourceTypeInfo:
     lowercases_user_assigned_ids: bool = False
     # From this api-version on, bodies carry an `etag` and writes honour `If-Match` (412 on a mismatch).
     etags_since: str | None = None
+    # Regions the type is offered in; ARM refuses to create one anywhere else. Global types (operations,
+    # role assignments...) list none.
+    locations: tuple[Region, ...] = ()
 
     @property
     def supports_identity(self) -> bool:
@@ -89,9 +164,11 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo(
         "Microsoft.ManagedIdentity",
         (
-            ResourceTypeInfo("userAssignedIdentities", _MSI_VERSIONS),
-            ResourceTypeInfo("userAssignedIdentities/federatedIdentityCredentials", _MSI_VERSIONS),
-            ResourceTypeInfo("Identities", _MSI_VERSIONS, served=False),
+            ResourceTypeInfo("userAssignedIdentities", _MSI_VERSIONS, locations=PUBLIC_REGIONS),
+            ResourceTypeInfo(
+                "userAssignedIdentities/federatedIdentityCredentials", _MSI_VERSIONS, locations=PUBLIC_REGIONS
+            ),
+            ResourceTypeInfo("Identities", _MSI_VERSIONS, served=False, locations=PUBLIC_REGIONS),
             ResourceTypeInfo("operations", _MSI_VERSIONS, served=False),
         ),
     ),
@@ -114,8 +191,11 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
                 long_running=True,
                 lowercases_user_assigned_ids=True,
                 etags_since="2023-09-01",
+                locations=PUBLIC_REGIONS,
             ),
-            ResourceTypeInfo("locations/operations", _COMPUTE_VERSIONS, served=False),
+            ResourceTypeInfo(
+                "locations/operations", _COMPUTE_VERSIONS, served=False, locations=PUBLIC_REGIONS
+            ),
             ResourceTypeInfo("operations", _COMPUTE_VERSIONS, served=False),
         ),
     ),
@@ -123,10 +203,16 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         "Microsoft.Web",
         (
             ResourceTypeInfo(
-                "sites", _WEB_VERSIONS, identity_combined_spelling="SystemAssigned, UserAssigned"
+                "sites",
+                _WEB_VERSIONS,
+                identity_combined_spelling="SystemAssigned, UserAssigned",
+                locations=PUBLIC_REGIONS,
             ),
             ResourceTypeInfo(
-                "sites/slots", _WEB_VERSIONS, identity_combined_spelling="SystemAssigned, UserAssigned"
+                "sites/slots",
+                _WEB_VERSIONS,
+                identity_combined_spelling="SystemAssigned, UserAssigned",
+                locations=PUBLIC_REGIONS,
             ),
             ResourceTypeInfo("operations", _WEB_VERSIONS, served=False),
         ),
@@ -134,21 +220,21 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo(
         "Microsoft.KeyVault",
         (
-            ResourceTypeInfo("vaults", _KEYVAULT_VERSIONS),
+            ResourceTypeInfo("vaults", _KEYVAULT_VERSIONS, locations=PUBLIC_REGIONS),
             ResourceTypeInfo("operations", _KEYVAULT_VERSIONS, served=False),
         ),
     ),
     ProviderInfo(
         "Microsoft.Storage",
         (
-            ResourceTypeInfo("storageAccounts", _STORAGE_VERSIONS),
+            ResourceTypeInfo("storageAccounts", _STORAGE_VERSIONS, locations=PUBLIC_REGIONS),
             ResourceTypeInfo("operations", _STORAGE_VERSIONS, served=False),
         ),
     ),
     ProviderInfo(
         "Microsoft.Network",
         (
-            ResourceTypeInfo("virtualNetworks", _NETWORK_VERSIONS),
+            ResourceTypeInfo("virtualNetworks", _NETWORK_VERSIONS, locations=PUBLIC_REGIONS),
             ResourceTypeInfo("operations", _NETWORK_VERSIONS, served=False),
         ),
     ),

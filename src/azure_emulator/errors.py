@@ -80,6 +80,25 @@ def resource_group_not_found(resource_group: str) -> ArmError:
     return not_found("ResourceGroupNotFound", f"Resource group '{resource_group}' could not be found.")
 
 
+def location_not_available(location: str, available: list[str], resource_type: str | None) -> ArmError:
+    """ARM's answer to a create in a location the resource type (None: a resource group) is not offered in.
+
+    The location is quoted as the caller sent it; the regions are listed by name, comma-separated.
+    """
+    regions = ",".join(available)
+    if resource_type is None:
+        return bad_request(
+            "LocationNotAvailableForResourceGroup",
+            f"The provided location '{location}' is not available for resource group. List of available "
+            f"regions is '{regions}'.",
+        )
+    return bad_request(
+        "LocationNotAvailableForResourceType",
+        f"The provided location '{location}' is not available for resource type '{resource_type}'. List of "
+        f"available regions for the resource type is '{regions}'.",
+    )
+
+
 def invalid_request_content(detail: str) -> ArmError:
     return bad_request(
         "InvalidRequestContent", f"The request content was invalid and could not be deserialized: '{detail}'."

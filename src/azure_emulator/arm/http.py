@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from azure_emulator.errors import ArmError, bad_request, invalid_request_content
+from azure_emulator.catalog import Region, find_region, location_slug
+from azure_emulator.errors import ArmError, bad_request, invalid_request_content, location_not_available
 
 GUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -108,16 +109,23 @@ def parse_tags(value: object) -> dict[str, str]:
     return {str(k): v for k, v in value.items()}
 
 
-def location_slug(location: str) -> str:
-    """`West US` and `westus` are the same region."""
-    return "".join(location.split()).lower()
-
-
 def required_location(body: Mapping[str, Any]) -> str:
     location = body.get("location")
     if not isinstance(location, str) or not location:
         raise bad_request("LocationRequired", "The location property is required for this definition.")
     return location
+
+
+def offered_region(location: str, offered: tuple[Region, ...], *, resource_type: str | None) -> Region:
+    """The region a create names, if the type (None: a resource group) is offered there; ARM's 400 if not.
+
+    ARM checks this against the provider's registration before the resource provider sees the request, so
+    it comes before any check of the resource itself (an existing resource's location included).
+    """
+    region = find_region(location, offered)
+    if region is None:
+        raise location_not_available(location, [r.name for r in offered], resource_type)
+    return region
 
 
 def check_location_unchanged(existing: str, requested: str, *, name: str, resource_group: str) -> None:

@@ -19,13 +19,14 @@ from azure_emulator.arm.http import (
     Reply,
     Request,
     check_location_unchanged,
-    location_slug,
     method_not_allowed,
+    offered_region,
     page,
     parse_tags,
     required_location,
 )
 from azure_emulator.arm.resources import TypedPath, Visible, require_group
+from azure_emulator.catalog import location_slug
 from azure_emulator.emulator import Emulator
 from azure_emulator.errors import ArmError, bad_request, conflict, not_found, resource_not_found
 
@@ -97,13 +98,14 @@ def user_assigned_identity(emulator: Emulator, request: Request, typed: TypedPat
             emulator.changed()
         return Reply(200, _render_identity(existing, request.api_version))
     if request.method == "PUT":
-        return _put_identity(emulator, request, path, existing)
+        return _put_identity(emulator, request, typed, existing)
     raise method_not_allowed(request.method)
 
 
 def _put_identity(
-    emulator: Emulator, request: Request, path: paths.ResourcePath, existing: state.Resource | None
+    emulator: Emulator, request: Request, typed: TypedPath, existing: state.Resource | None
 ) -> Reply:
+    path = typed.path
     name = path.names[0]
     require_group(emulator, path.subscription_id, path.resource_group)
     if not _IDENTITY_NAME.match(name):
@@ -114,6 +116,7 @@ def _put_identity(
         )
     body = request.json_object()
     location = required_location(body)
+    offered_region(location, typed.info.locations, resource_type=IDENTITY_TYPE)
     if existing is not None:
         check_location_unchanged(existing.location, location, name=name, resource_group=path.resource_group)
     requested_properties = body.get("properties") or {}

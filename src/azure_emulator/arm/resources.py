@@ -21,14 +21,15 @@ from azure_emulator.arm.http import (
     Request,
     check_location_unchanged,
     is_guid,
-    location_slug,
     method_not_allowed,
     new_operation_id,
+    offered_region,
     page,
     parse_tags,
     required_location,
     utc_stamp,
 )
+from azure_emulator.catalog import location_slug
 from azure_emulator.emulator import Emulator
 from azure_emulator.errors import (
     ArmError,
@@ -97,7 +98,7 @@ def _render_provider(emulator: Emulator, provider: catalog.ProviderInfo) -> dict
         "resourceTypes": [
             {
                 "resourceType": resource_type.name,
-                "locations": list(catalog.LOCATIONS),
+                "locations": [region.display_name for region in resource_type.locations],
                 "apiVersions": list(resource_type.api_versions),
                 "defaultApiVersion": resource_type.api_versions[0],
                 "capabilities": "SupportsTags, SupportsLocation" if resource_type.served else "None",
@@ -199,7 +200,8 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
         _check_group_name(name)
         body = request.json_object()
         location = required_location(body)
-        if existing is not None and location_slug(existing.location) != location_slug(location):
+        region = offered_region(location, catalog.RESOURCE_GROUP_REGIONS, resource_type=None)
+        if existing is not None and location_slug(existing.location) != region.name:
             raise conflict(
                 "InvalidResourceGroupLocation",
                 f"Invalid resource group location '{location}'. The Resource group already exists in "
@@ -405,6 +407,7 @@ def _put_resource(
     _check_parent(emulator, typed)
     body = request.json_object()
     location = required_location(body)
+    offered_region(location, typed.info.locations, resource_type=typed.full_type)
     if existing is not None:
         check_location_unchanged(
             existing.location, location, name=typed.path.names[-1], resource_group=typed.path.resource_group

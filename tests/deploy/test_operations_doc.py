@@ -27,6 +27,14 @@ CORE_RESOURCES = {
 }
 """Core kinds, as the doc names them in prose, and the resource each is in RBAC rules."""
 
+ROLE_ASSIGNMENT_AZURE_ACCESS = (
+    "`Microsoft.Authorization/roleAssignments/write` and `/delete`",
+    "Role Based Access Control Administrator (least privilege; can be constrained with a condition",
+    "or User Access Administrator (or Owner)",
+)
+"""What the operator's own Azure identity needs to manage RoleAssignments, said alike wherever it is said."""
+GUIDES = (REPO_ROOT / "README.md", DOC, REPO_ROOT / "docs" / "usage.md")
+
 Permission = tuple[str, str, str]
 """(API group, resource or resource/subresource, verb)"""
 
@@ -156,3 +164,21 @@ def test_the_rbac_table_lists_exactly_what_the_overlays_grant(
         assert resources, row
         documented |= {(group, r, verb.strip()) for r in resources for verb in verbs_cell.split(",")}
     assert documented == granted(every_role(rendered_overlays))
+
+
+def test_every_guide_names_the_same_azure_access_for_role_assignments() -> None:
+    """The README and the guides once named different roles; a reader must get one answer everywhere."""
+    for guide in GUIDES:
+        text = guide.read_text()
+        lines = [line for line in text.splitlines() if re.search(r"Administrator|\bOwner\b", line)]
+        assert lines, f"{guide.name} does not say which Azure role RoleAssignments need"
+        for line in lines:
+            for part in ROLE_ASSIGNMENT_AZURE_ACCESS:
+                assert part in line, (guide.name, line)
+    tables = [
+        next(
+            line for line in path.read_text().splitlines() if line.lstrip().startswith("| `RoleAssignment` |")
+        )
+        for path in (REPO_ROOT / "README.md", DOC)
+    ]
+    assert tables[0].strip() == tables[1].strip()

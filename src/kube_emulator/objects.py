@@ -506,6 +506,21 @@ class Api:
         self._check_identity(resource, body, namespace)
         old = self._current(resource, namespace, name)
         requested_version = (body.get("metadata") or {}).get("resourceVersion")
+        if not requested_version and not resource.unconditional_update:
+            # kube-apiserver names the resource (not the kind) in this message, and prints the missing
+            # version as Go prints a zero uint64
+            raise invalid(
+                resource.plural,
+                resource.group,
+                name,
+                [
+                    FieldError(
+                        "metadata.resourceVersion",
+                        "FieldValueInvalid",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )
+                ],
+            )
         if requested_version and requested_version != old["metadata"]["resourceVersion"]:
             raise conflict(resource.plural, resource.group, name)
         candidate = self._merge_for_update(resource, old, body, subresource)

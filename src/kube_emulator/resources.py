@@ -49,6 +49,9 @@ class ResourceType:
     has_generation: bool = False
     verbs: tuple[str, ...] = ALL_VERBS
     stored_as: tuple[str, str] | None = None  # (group, plural) of another resource that holds the objects
+    # False where kube-apiserver's strategy refuses a PUT without metadata.resourceVersion (custom
+    # resources and CRDs); most built-in kinds take one as "replace whatever is stored"
+    unconditional_update: bool = True
     selectable_fields: tuple[str, ...] = ()  # a CRD version's selectableFields, as field selector paths
 
     @property
@@ -98,6 +101,7 @@ def _builtin(
     columns: tuple[PrinterColumn, ...] = (_AGE,),
     has_generation: bool = False,
     stored_as: tuple[str, str] | None = None,
+    unconditional_update: bool = True,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -112,6 +116,7 @@ def _builtin(
         printer_columns=columns,
         has_generation=has_generation,
         stored_as=stored_as,
+        unconditional_update=unconditional_update,
     )
 
 
@@ -239,6 +244,7 @@ def builtin_resources() -> list[ResourceType]:
                 PrinterColumn("Created At", "string", ".metadata.creationTimestamp", format="date-time"),
             ),
             has_generation=True,
+            unconditional_update=False,
         ),
         _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role"),
         _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
@@ -313,6 +319,7 @@ def crd_resource_types(crd: Mapping[str, Any]) -> list[ResourceType]:
                 printer_columns=columns,
                 custom=True,
                 has_generation=True,
+                unconditional_update=False,
                 selectable_fields=tuple(
                     str(field.get("jsonPath", "")).lstrip(".")
                     for field in version.get("selectableFields") or []

@@ -117,6 +117,71 @@ def test_create_get_replace_delete_with_optimistic_concurrency(
     assert gone.value.status == 404
 
 
+def test_replacing_a_custom_resource_needs_its_resource_version(
+    kube_emulator: KubeEmulatorInfo,
+    core: kubernetes.client.CoreV1Api,
+    custom: kubernetes.client.CustomObjectsApi,
+    namespace: str,
+) -> None:
+    created = new_widget(custom, namespace, "replaced")
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/replaced"
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Widget",
+        "metadata": {"name": "replaced"},
+        "spec": {"size": 2},
+    }
+    invalid = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'{PLURAL}.{GROUP} "replaced" is invalid: metadata.resourceVersion: Invalid value: 0x0: '
+        "must be specified for an update",
+        "reason": "Invalid",
+        "details": {
+            "name": "replaced",
+            "group": GROUP,
+            "kind": PLURAL,
+            "causes": [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": "Invalid value: 0x0: must be specified for an update",
+                    "field": "metadata.resourceVersion",
+                }
+            ],
+        },
+        "code": 422,
+    }
+    assert http(kube_emulator, "PUT", path, body) == (422, invalid)
+    assert http(kube_emulator, "PUT", f"{path}/status", {**body, "status": {"phase": "x"}}) == (422, invalid)
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    code, replaced = http(kube_emulator, "PUT", path, body)
+    assert (code, replaced["spec"]["size"]) == (200, 2)
+    # kubectl replace sends the stored resourceVersion when the manifest has none
+    manifest = {**body, "metadata": {"name": "replaced"}, "spec": {"size": 3}}
+    kube_emulator.kubectl("replace", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    stored = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "replaced")
+    assert stored["spec"]["size"] == 3
+    crd = http(
+        kube_emulator, "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}"
+    )[1]
+    del crd["metadata"]["resourceVersion"]
+    code, refused = http(
+        kube_emulator, "PUT", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}", crd
+    )
+    assert (code, refused["details"]["kind"]) == (422, "customresourcedefinitions")
+    # A ConfigMap, like most built-in kinds, takes a replacement without one
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "plain"}, "data": {"a": "1"}})
+    code, config_map = http(
+        kube_emulator,
+        "PUT",
+        f"/api/v1/namespaces/{namespace}/configmaps/plain",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plain"}, "data": {"a": "2"}},
+    )
+    assert (code, config_map["data"]) == (200, {"a": "2"})
+
+
 def test_patches_check_resource_version_and_json_patch_tests(
     kube_emulator: KubeEmulatorInfo, core: kubernetes.client.CoreV1Api, namespace: str
 ) -> None:

@@ -1,7 +1,7 @@
 """Contract of ARM's location check as the real SDK sees it: a create in a location the resource type (or a
 resource group) is not offered in is refused with 400 `LocationNotAvailableForResourceType` /
-`LocationNotAvailableForResourceGroup`, a region is accepted by name or display name in any case, and the
-providers' metadata lists each type's regions by display name.
+`LocationNotAvailableForResourceGroup`, a region is accepted by name or display name in any case and reads
+back as its name (`westeurope`), and the providers' metadata lists each type's regions by display name.
 """
 
 from __future__ import annotations
@@ -54,11 +54,13 @@ def test_an_identity_is_accepted_in_either_spelling_of_a_region(
         resource_group, "placed", {"location": location}
     )
     assert created.principal_id
+    assert created.location == "westeurope"  # ARM answers with the region's name, whatever the spelling
     # Re-sending the region in another spelling is the same region, not a move.
     again = msi_client.user_assigned_identities.create_or_update(
         resource_group, "placed", {"location": "West Europe"}
     )
     assert again.principal_id == created.principal_id
+    assert msi_client.user_assigned_identities.get(resource_group, "placed").location == "westeurope"
 
 
 def test_an_unoffered_location_is_refused_before_the_location_change(
@@ -98,8 +100,9 @@ def test_a_resource_group_is_accepted_in_either_spelling_of_a_region(
 ) -> None:
     name = f"rg-loc-{uuid.uuid4().hex[:8]}"
     try:
-        resource_client.resource_groups.create_or_update(name, {"location": location})
-        assert resource_client.resource_groups.check_existence(name)
+        created = resource_client.resource_groups.create_or_update(name, {"location": location})
+        assert created.location == "westeurope"
+        assert resource_client.resource_groups.get(name).location == "westeurope"
         updated = resource_client.resource_groups.create_or_update(
             name, {"location": "West Europe", "tags": {}}
         )
@@ -151,6 +154,8 @@ def test_other_resource_types_check_the_location_too(
         resource_id, {"location": "North Europe", **body}, api_version=api_version
     ).result()
     assert created.id == resource_id
+    assert created.location == "northeurope"
+    assert resource_client.resources.get_by_id(resource_id, api_version=api_version).location == "northeurope"
 
 
 def test_a_slot_checks_its_own_location(

@@ -120,7 +120,8 @@ def offered_region(location: str, offered: tuple[Region, ...], *, resource_type:
     """The region a create names, if the type (None: a resource group) is offered there; ARM's 400 if not.
 
     ARM checks this against the provider's registration before the resource provider sees the request, so
-    it comes before any check of the resource itself (an existing resource's location included).
+    it comes before any check of the resource itself (an existing resource's location included). What is
+    stored and echoed is the region's name: a resource created in `West Europe` reads back `westeurope`.
     """
     region = find_region(location, offered)
     if region is None:

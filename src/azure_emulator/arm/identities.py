@@ -116,7 +116,7 @@ def _put_identity(
         )
     body = request.json_object()
     location = required_location(body)
-    offered_region(location, typed.info.locations, resource_type=IDENTITY_TYPE)
+    region = offered_region(location, typed.info.locations, resource_type=IDENTITY_TYPE)
     if existing is not None:
         check_location_unchanged(existing.location, location, name=name, resource_group=path.resource_group)
     requested_properties = body.get("properties") or {}
@@ -138,7 +138,7 @@ def _put_identity(
             id=resource_id,
             type=IDENTITY_TYPE,
             name=name,
-            location=location,
+            location=region.name,
             tags=parse_tags(body.get("tags")),
             properties=properties,
         )

@@ -210,7 +210,7 @@ def resource_group(emulator: Emulator, request: Request, subscription_id: str, n
         group = state.ResourceGroup(
             subscription_id=emulator.world.subscription_id,
             name=existing.name if existing else name,
-            location=existing.location if existing else location,
+            location=existing.location if existing else region.name,
             tags=parse_tags(body.get("tags")),
             managed_by=body.get("managedBy") if isinstance(body.get("managedBy"), str) else None,
         )
@@ -407,7 +407,7 @@ def _put_resource(
     _check_parent(emulator, typed)
     body = request.json_object()
     location = required_location(body)
-    offered_region(location, typed.info.locations, resource_type=typed.full_type)
+    region = offered_region(location, typed.info.locations, resource_type=typed.full_type)
     if existing is not None:
         check_location_unchanged(
             existing.location, location, name=typed.path.names[-1], resource_group=typed.path.resource_group
@@ -433,7 +433,7 @@ def _put_resource(
         id=resource_id,
         type=typed.full_type,
         name="/".join(typed.path.names),
-        location=existing.location if existing else location,
+        location=existing.location if existing else region.name,
         tags=parse_tags(body.get("tags")),
         properties={k: v for k, v in properties.items() if k != "provisioningState"},
         identity=identity,

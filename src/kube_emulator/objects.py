@@ -313,8 +313,12 @@ class Api:
             and old["metadata"].get("deletionTimestamp")
             and not candidate["metadata"].get("finalizers")
         ):
-            removed = self._remove(resource.storage_key, candidate, old)
-            return WriteResult(present(resource, removed), warnings=warnings)
+            # The write that removes the last finalizer is never stored: the object goes as it was last
+            # stored, so the DELETED event still lists its finalizers (kube-apiserver's comes from etcd's
+            # previous value). The writer gets back what it wrote.
+            removed = self._remove(resource.storage_key, old)
+            candidate["metadata"]["resourceVersion"] = removed["metadata"]["resourceVersion"]
+            return WriteResult(present(resource, candidate), warnings=warnings)
         candidate["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
         self._before_commit(resource, candidate, old)
         self.store.commit(resource.storage_key, "ADDED" if old is None else "MODIFIED", candidate, old)
@@ -655,7 +659,7 @@ class Api:
             marked["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
             self.store.commit(key, "MODIFIED", marked, old)
             return marked
-        return self._remove(key, old, old)
+        return self._remove(key, old)
 
     def _owner_exists(self, dependent: JsonObject, reference: Mapping[str, Any]) -> bool:
         group = str(reference.get("apiVersion", "")).rpartition("/")[0]
@@ -669,10 +673,11 @@ class Api:
                 return found is not None and found["metadata"]["uid"] == reference.get("uid")
         return False
 
-    def _remove(self, key: StorageKey, final: JsonObject, old: JsonObject) -> JsonObject:
-        removed = copy.deepcopy(final)
+    def _remove(self, key: StorageKey, stored: JsonObject) -> JsonObject:
+        """Remove a stored object; its DELETED event carries it as stored, at the deletion's version."""
+        removed = copy.deepcopy(stored)
         removed["metadata"]["resourceVersion"] = str(self.store.next_resource_version())
-        self.store.commit(key, "DELETED", removed, old)
+        self.store.commit(key, "DELETED", removed, stored)
         if key == CRDS:
             self._on_crd_removed(removed)
         if not self._orphaning:
@@ -725,7 +730,7 @@ class Api:
             return False
         if found["metadata"].get("finalizers"):
             return False
-        self._remove(NAMESPACES, found, found)
+        self._remove(NAMESPACES, found)
         return True
 
     # Built-in kinds ----------------------------------------------------------------------------------

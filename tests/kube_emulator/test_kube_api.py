@@ -278,6 +278,31 @@ def test_finalizers_hold_deletion_until_removed(
     assert gone.value.status == 404
 
 
+def test_the_deleted_event_carries_the_object_as_last_stored_with_its_finalizers(
+    kube_emulator: KubeEmulatorInfo, custom: kubernetes.client.CustomObjectsApi, namespace: str
+) -> None:
+    args = (GROUP, VERSION, namespace, PLURAL, "kept")
+    created = new_widget(custom, namespace, "kept", finalizers=["example.dev/a", "example.dev/b"])
+    custom.delete_namespaced_custom_object(*args)
+    custom.patch_namespaced_custom_object(*args, {"metadata": {"finalizers": ["example.dev/b"]}})
+    last_stored = custom.get_namespaced_custom_object(*args)
+    released = custom.patch_namespaced_custom_object(*args, {"metadata": {"finalizers": None}})
+    assert "finalizers" not in released["metadata"], "the writer gets back what it wrote"
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    since = created["metadata"]["resourceVersion"]
+    events = watch_events(kube_emulator, f"{path}?watch=1&resourceVersion={since}", 3)
+    assert [event["type"] for event in events] == ["MODIFIED", "MODIFIED", "DELETED"]
+    deleted = events[2]["object"]
+    assert deleted["metadata"]["finalizers"] == ["example.dev/b"]
+    assert deleted["metadata"]["deletionTimestamp"] == last_stored["metadata"]["deletionTimestamp"]
+    assert deleted["metadata"]["resourceVersion"] == released["metadata"]["resourceVersion"]
+    assert int(deleted["metadata"]["resourceVersion"]) > int(last_stored["metadata"]["resourceVersion"])
+    without_version = {key: value for key, value in deleted["metadata"].items() if key != "resourceVersion"}
+    assert without_version == {
+        key: value for key, value in last_stored["metadata"].items() if key != "resourceVersion"
+    }
+
+
 def test_schema_violations_answer_422(custom: kubernetes.client.CustomObjectsApi, namespace: str) -> None:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",

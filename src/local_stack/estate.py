@@ -3,7 +3,8 @@
 In a real subscription these already exist, owned by whoever deployed the workloads: the operator only
 manages identities and role assignments on top of them. `make run` therefore creates them in the Azure
 emulator before the examples are applied, through ARM with the same requests a user's own deployment
-would send, so the examples work exactly as written.
+would send, so the examples work exactly as written. A resource the emulator's saved state already holds
+(a second run on one `--workdir`) is left as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ RESOURCE_GROUPS_API_VERSION = "2022-09-01"
 
 @dataclasses.dataclass(frozen=True)
 class AzureResource:
-    """One ARM resource to PUT: its path under the subscription, the api-version and the body."""
+    """One ARM resource to create: its path under the subscription, the api-version and the body."""
 
     path: str
     api_version: str

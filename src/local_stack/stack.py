@@ -2,7 +2,7 @@
 
 `LocalStack.up()` starts the Azure emulator (serving the examples' subscription) and the Kubernetes API
 emulator, each on a free loopback port, applies the CRDs, creates in Azure the resource groups and
-resources the examples refer to (`estate.py`), starts the operator with the emulators' settings, applies
+resources the examples refer to that its saved state lacks (`estate.py`), starts the operator with the emulators' settings, applies
 the examples and waits until every object in them is Ready. `down()` stops everything in the reverse
 order. Every process logs to a file in the working directory, which also holds the kubeconfig a user
 points kubectl at.
@@ -237,25 +237,55 @@ class LocalStack:
         self.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names)
 
     def _create_estate(self) -> None:
-        """What the examples refer to, created in the Azure emulator as a user's own deployment would."""
-        token = self._arm_token()
-        resources = demo_estate(self.azure["tenant_id"])
-        for resource in resources:
-            self._arm_put(resource, token)
-        groups = [r.description.split()[-1] for r in resources if r.description.startswith("resource group")]
-        self.say(f"Azure resources:     {len(resources)} in resource groups {', '.join(groups)}")
+        """What the examples refer to, created in the Azure emulator as a user's own deployment would.
 
-    def _arm_put(self, resource: AzureResource, token: str) -> None:
+        Only what is missing is created. With `--workdir` the emulator's state survives a restart, and a
+        PUT of a resource that exists replaces it as a whole: the VM and the apps would lose the identity
+        blocks the operator wrote (their system-assigned principals replaced by new ones at its next
+        reconcile), so existing resources are left exactly as they are.
+        """
+        token = self.arm_token()
+        resources = demo_estate(self.azure["tenant_id"])
+        created = 0
+        for resource in resources:
+            if not self._arm_exists(resource, token):
+                self._arm_put(resource, token)
+                created += 1
+        groups = [r.description.split()[-1] for r in resources if r.description.startswith("resource group")]
+        kept = f", {len(resources) - created} already there" if created < len(resources) else ""
+        self.say(
+            f"Azure resources:     {len(resources)} in resource groups {', '.join(groups)}"
+            f" ({created} created{kept})"
+        )
+
+    def _arm_request(self, resource: AzureResource, token: str, method: str) -> urllib.request.Request:
         resource_id = resource.resource_id(self.azure["subscription_id"])
         url = f"{self.azure['arm_endpoint']}{resource_id}?api-version={resource.api_version}"
-        request = urllib.request.Request(
-            url,
-            data=json.dumps(resource.body).encode(),
-            method="PUT",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
+        body = json.dumps(resource.body).encode() if method == "PUT" else None
+        headers = {"Authorization": f"Bearer {token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return urllib.request.Request(url, data=body, method=method, headers=headers)
+
+    def _arm_exists(self, resource: AzureResource, token: str) -> bool:
+        """Whether Azure holds the resource (404 when it, or its resource group, does not exist)."""
         try:
-            with urllib.request.urlopen(request, context=self._tls(), timeout=30) as response:
+            with urllib.request.urlopen(
+                self._arm_request(resource, token, "GET"), context=self._tls(), timeout=30
+            ) as response:
+                response.read()
+                return True
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return False
+            detail = error.read().decode(errors="replace")
+            raise StackError(f"reading {resource.description} in Azure: HTTP {error.code} {detail}") from None
+
+    def _arm_put(self, resource: AzureResource, token: str) -> None:
+        try:
+            with urllib.request.urlopen(
+                self._arm_request(resource, token, "PUT"), context=self._tls(), timeout=30
+            ) as response:
                 response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
@@ -263,7 +293,8 @@ class LocalStack:
                 f"creating {resource.description} in Azure: HTTP {error.code} {detail}"
             ) from None
 
-    def _arm_token(self) -> str:
+    def arm_token(self) -> str:
+        """A token for ARM as the emulator's default service principal, the one the estate is made with."""
         form = urllib.parse.urlencode(
             {
                 "grant_type": "client_credentials",

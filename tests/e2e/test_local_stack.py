@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from local_stack.estate import DEMO_SUBSCRIPTION_ID
+from local_stack.estate import DEMO_SUBSCRIPTION_ID, demo_estate
 from local_stack.stack import DEFAULT_EXAMPLES, EXAMPLES_DIR, LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -213,3 +213,60 @@ def test_a_single_example_object_is_seen_ready(tmp_path: Path) -> None:
         stack.wait_ready(["userassignedidentity.identityoperator.dev/demo-workload"], timeout=30)
     finally:
         stack.down()
+
+
+def arm(stack: LocalStack, method: str, path: str, api_version: str, body: object = None) -> dict[str, Any]:
+    """One ARM request to the stack's Azure emulator, as the demo's own service principal."""
+    request = urllib.request.Request(
+        f"{stack.azure['arm_endpoint']}/subscriptions/{DEMO_SUBSCRIPTION_ID}{path}?api-version={api_version}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {stack.arm_token()}", "Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=stack.azure["ca_file"])
+    with urllib.request.urlopen(request, context=context, timeout=30) as response:
+        answer: dict[str, Any] = json.loads(response.read() or b"{}")
+        return answer
+
+
+def request_counts(stack: LocalStack) -> dict[str, int]:
+    context = ssl.create_default_context(cafile=stack.azure["ca_file"])
+    with urllib.request.urlopen(
+        f"{stack.azure['control_url']}/requests", context=context, timeout=10
+    ) as answer:
+        counts: dict[str, int] = json.loads(answer.read())["counts"]
+        return counts
+
+
+VM = "/resourceGroups/batch/providers/Microsoft.Compute/virtualMachines/batch-vm"
+SLOT = "/resourceGroups/storefront/providers/Microsoft.Web/sites/storefront/slots/staging"
+
+
+def test_a_restart_on_the_same_workdir_creates_only_the_missing_azure_resources(tmp_path: Path) -> None:
+    """`make run --workdir DIR` again: the Azure emulator's saved state already holds the demo resources,
+    and a PUT would replace each as a whole (a VM's system-assigned identity with it). Only what is missing
+    is created; what exists, with what was done to it since, is left as it is."""
+    said: list[str] = []
+    stack = LocalStack(workdir=tmp_path, examples=(), say=said.append)
+    try:
+        stack.up()
+        enabled = arm(stack, "PATCH", VM, "2024-11-01", {"identity": {"type": "SystemAssigned"}})
+        principal = enabled["identity"]["principalId"]
+        arm(stack, "DELETE", SLOT, "2024-04-01")
+    finally:
+        stack.down()
+    estate = demo_estate("tenant")
+    assert f"{len(estate)} in resource groups" in "\n".join(said)
+
+    said.clear()
+    stack = LocalStack(workdir=tmp_path, examples=(), say=said.append)
+    try:
+        stack.up()
+        vm = arm(stack, "GET", VM, "2024-11-01")
+        arm(stack, "GET", SLOT, "2024-04-01")  # created again
+        puts = {key for key, count in request_counts(stack).items() if key.startswith("PUT ") and count}
+    finally:
+        stack.down()
+    assert vm.get("identity", {}).get("principalId") == principal, "the VM was replaced with its identity"
+    assert puts == {f"PUT /subscriptions/{DEMO_SUBSCRIPTION_ID}{SLOT}"}
+    assert f"(1 created, {len(estate) - 1} already there)" in "\n".join(said)

@@ -182,6 +182,7 @@ async def serve(arguments: argparse.Namespace) -> None:
             server.api.create(
                 namespaces, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")
             )
+    store.start_history()
     kubeconfig_path: Path = arguments.kubeconfig or work_dir / "kubeconfig"
     authority = certificates.ca_file.read_bytes() if certificates else None
     _write_atomically(

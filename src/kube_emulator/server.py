@@ -565,6 +565,8 @@ class KubeApiServer:
             if error.code != 410:
                 self.store.remove_watcher(resource.storage_key, watcher)
                 raise
+            # Not an HTTP 410: kube-apiserver answers 200 and streams one ERROR event carrying the 410
+            # Status, then ends the stream; clients (kopf, client-go reflectors) relist on it.
             expired = error
         response = web.StreamResponse(
             status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}

@@ -2,8 +2,11 @@
 
 Objects are stored per (group, plural) as immutable-by-convention dicts: every write stores a new dict, so
 readers serialise stored objects without copying. Each collection keeps a bounded history of change
-events for watches that resume from a resourceVersion; its cost does not grow with total history. Writers
-publish to watchers through per-watcher queues, so a slow watcher never blocks a writer.
+events for watches that resume from a resourceVersion; its cost does not grow with total history. The
+history (the watch window) begins when the server starts serving, as a kube-apiserver's watch cache begins
+at its initial list: a watch from before it, or from a change the bounded history has dropped, is told its
+resourceVersion is too old (410). Writers publish to watchers through per-watcher queues, so a slow watcher
+never blocks a writer.
 """
 
 from __future__ import annotations
@@ -74,11 +77,12 @@ class Watcher:
 class Collection:
     """All objects of one resource (every served version shares it)."""
 
-    def __init__(self, history_limit: int) -> None:
+    def __init__(self, history_limit: int, history_start: int) -> None:
         self.objects: dict[ObjectKey, JsonObject] = {}
         self.history: collections.deque[Change] = collections.deque(maxlen=history_limit)
         self.watchers: set[Watcher] = set()
-        self.truncated_before = 0  # changes with a resourceVersion <= this may be missing from history
+        # changes with a resourceVersion <= this may be missing from history
+        self.truncated_before = history_start
         self.by_namespace: dict[str, set[ObjectKey]] = collections.defaultdict(set)
 
 
@@ -88,13 +92,26 @@ class Store:
     def __init__(self, *, history_limit: int = 20000) -> None:
         self.resource_version = 0
         self._history_limit = history_limit
+        # Where every collection's history begins, those created later too: a resource first written
+        # after the start has no change before it that a watch could miss, but one written before a
+        # restart may have had changes (deletions of all its objects) that no history holds.
+        self._history_start = 0
         self._collections: dict[StorageKey, Collection] = {}
 
     def collection(self, key: StorageKey) -> Collection:
         found = self._collections.get(key)
         if found is None:
-            found = self._collections[key] = Collection(self._history_limit)
+            found = self._collections[key] = Collection(self._history_limit, self._history_start)
         return found
+
+    def start_history(self) -> None:
+        """Open the watch window at the current resourceVersion (the server is ready to serve): changes
+        made before, restored from a saved state or by the server setting itself up, cannot be resumed
+        from, as on a kube-apiserver that has been running a while."""
+        self._history_start = self.resource_version
+        for collection in self._collections.values():
+            collection.history.clear()
+            collection.truncated_before = self.resource_version
 
     def next_resource_version(self) -> int:
         self.resource_version += 1
@@ -202,5 +219,5 @@ class Store:
                 object_key = (metadata.get("namespace", ""), metadata["name"])
                 collection.objects[object_key] = obj
                 collection.by_namespace[object_key[0]].add(object_key)
-            # history does not survive a restart: resuming from an older resourceVersion answers 410
-            collection.truncated_before = self.resource_version
+        # history does not survive a restart: a watch resuming from before it is told its version is too old
+        self.start_history()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import urllib.request
 import uuid
@@ -399,6 +400,32 @@ def test_watch_resumes_from_a_resource_version_with_full_objects(
         "leaving the selection is a DELETED"
     )
     assert selected[3]["object"]["metadata"]["name"] == "later"
+
+
+def test_watch_from_before_the_watch_window_gets_one_expired_error_event_and_ends(
+    kube_emulator: KubeEmulatorInfo, namespace: str
+) -> None:
+    """resourceVersion 1 predates the server's start (its own namespaces were written before it served),
+    so even a resource with few changes cannot be resumed from there, as on a kube-apiserver that has
+    been running a while: 200, one ERROR event with a 410 Status, then the end of the stream."""
+    for path in ("/api/v1/namespaces", f"/api/v1/namespaces/{namespace}/configmaps"):
+        with urllib.request.urlopen(
+            f"{kube_emulator.server}{path}?watch=1&resourceVersion=1", timeout=10
+        ) as answer:
+            assert answer.status == 200
+            lines = answer.read().splitlines()  # returns only once the server has ended the stream
+        assert len(lines) == 1
+        event = json.loads(lines[0])
+        assert event["type"] == "ERROR"
+        status = event["object"]
+        assert {key: status[key] for key in ("kind", "apiVersion", "status", "reason", "code")} == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": "Expired",
+            "code": 410,
+        }
+        assert re.fullmatch(r"too old resource version: 1 \(\d+\)", status["message"]), status["message"]
 
 
 def test_watch_without_resource_version_starts_with_current_objects_and_sends_bookmarks(

@@ -44,6 +44,11 @@ def test_state_survives_a_restart_and_old_watches_get_410(tmp_path: Path) -> Non
         }
         first.info.kubectl("apply", "-f", "-", input=json.dumps(manifest))
         before = read(first.info, f"{WIDGET}/kept")
+        # A resource whose every object is gone before the restart is in no saved state, yet a watch
+        # resuming from before the deletion must not miss it
+        first.info.kubectl("create", "configmap", "passing", "-n", "kube-public")
+        passing = read(first.info, "/api/v1/namespaces/kube-public/configmaps/passing")
+        first.info.kubectl("delete", "configmap", "passing", "-n", "kube-public")
     finally:
         first.stop()
     second = start_kube_emulator(tmp_path / "state")
@@ -57,6 +62,9 @@ def test_state_survives_a_restart_and_old_watches_get_410(tmp_path: Path) -> Non
         event = read(second.info, f"{WIDGET}?watch=1&resourceVersion={resume_from}")
         assert event["type"] == "ERROR"
         assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
+        emptied = "/api/v1/namespaces/kube-public/configmaps?watch=1&resourceVersion="
+        event = read(second.info, emptied + passing["metadata"]["resourceVersion"])
+        assert (event["type"], event["object"]["code"]) == ("ERROR", 410)
     finally:
         second.stop()
 

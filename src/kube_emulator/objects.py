@@ -36,6 +36,11 @@ from kube_emulator.store import JsonObject, StorageKey, Store
 
 NAMESPACES: StorageKey = ("", "namespaces")
 CRDS: StorageKey = ("apiextensions.k8s.io", "customresourcedefinitions")
+IMMUTABLE_WHEN_SET: dict[StorageKey, tuple[str, ...]] = {
+    ("", "configmaps"): ("data", "binaryData"),
+    ("", "secrets"): ("data",),
+}
+"""Kinds whose `immutable: true` freezes these fields (and itself), as kube-apiserver validates updates."""
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -759,6 +764,8 @@ class Api:
     def _validate_builtin(
         self, resource: ResourceType, candidate: JsonObject, old: JsonObject | None
     ) -> None:
+        if resource.storage_key in IMMUTABLE_WHEN_SET:
+            self._check_immutable(resource, candidate, old)
         if resource.storage_key != CRDS:
             return
         name = candidate["metadata"]["name"]
@@ -854,6 +861,22 @@ class Api:
         stored = set((old or {}).get("status", {}).get("storedVersions") or [])
         stored |= {version["name"] for version in versions if version.get("storage")}
         status["storedVersions"] = sorted(stored)
+
+    @staticmethod
+    def _check_immutable(resource: ResourceType, candidate: JsonObject, old: JsonObject | None) -> None:
+        """An immutable ConfigMap or Secret keeps its data and stays immutable (ValidateConfigMapUpdate)."""
+        if old is None or old.get("immutable") is not True:
+            return
+        forbidden = "Forbidden: field is immutable when `immutable` is set"
+        errors = []
+        if candidate.get("immutable") is not True:
+            errors.append(FieldError("immutable", "FieldValueForbidden", forbidden))
+        for field in IMMUTABLE_WHEN_SET[resource.storage_key]:
+            if (candidate.get(field) or {}) != (old.get(field) or {}):
+                errors.append(FieldError(field, "FieldValueForbidden", forbidden))
+        if errors:
+            kind = "ConfigMap" if resource.storage_key == ("", "configmaps") else "Secret"
+            raise invalid(kind, "", candidate["metadata"]["name"], errors)
 
     def _before_commit(self, resource: ResourceType, candidate: JsonObject, old: JsonObject | None) -> None:
         if resource.storage_key == CRDS and not candidate["metadata"].get("deletionTimestamp"):

@@ -663,3 +663,30 @@ def test_delete_collection_by_label(core: kubernetes.client.CoreV1Api, namespace
         core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": {"team": team}}})
     core.delete_collection_namespaced_config_map(namespace, label_selector="team=red")
     assert [item.metadata.name for item in core.list_namespaced_config_map(namespace).items] == ["c"]
+
+
+def test_an_immutable_config_map_keeps_its_data(kube_emulator: KubeEmulatorInfo, namespace: str) -> None:
+    """As kube-apiserver validates ConfigMap updates: with `immutable: true`, data and the flag itself are
+    frozen (422 Invalid, Forbidden causes); metadata still changes."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    status, _ = http(
+        kube_emulator,
+        "POST",
+        path,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "frozen"}, "data": {"a": "1"},
+         "immutable": True},
+    )  # fmt: skip
+    assert status == 201
+    merge = "application/merge-patch+json"
+    status, body = http(kube_emulator, "PATCH", f"{path}/frozen", {"data": {"a": "2"}}, merge)
+    assert status == 422
+    assert body["reason"] == "Invalid"
+    assert body["message"] == (
+        'ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+    )
+    status, body = http(kube_emulator, "PATCH", f"{path}/frozen", {"immutable": False}, merge)
+    assert status == 422
+    assert body["details"]["causes"][0]["field"] == "immutable"
+    status, body = http(kube_emulator, "PATCH", f"{path}/frozen", {"metadata": {"labels": {"x": "y"}}}, merge)
+    assert status == 200
+    assert body["data"] == {"a": "1"}

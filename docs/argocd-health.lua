@@ -4,6 +4,8 @@
 -- Healthy:     Ready=True for the current generation.
 -- Progressing: no status yet, a generation the operator has not observed, a deletion in progress, or
 --              Ready=False for a reason the operator works through on its own (it retries).
+-- Suspended:   Ready=False with reason Paused: the object carries
+--              `identityoperator.dev/reconcile-policy: skip` and the operator leaves Azure alone for it.
 -- Degraded:    Ready=False for a reason that needs a person (invalid spec, missing permission, conflict),
 --              or for a reason this script does not know (a newer operator version): better a false alarm
 --              than a silent failure.
@@ -76,6 +78,13 @@ end
 
 if ready.status == "True" then
   hs.status = "Healthy"
+  hs.message = message
+  return hs
+end
+
+-- Paused on purpose (reconcile-policy: skip): neither converging nor failed.
+if ready.status == "False" and ready.reason == "Paused" then
+  hs.status = "Suspended"
   hs.message = message
   return hs
 end

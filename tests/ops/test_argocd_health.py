@@ -1,8 +1,9 @@
 """The Argo CD health check's logic on status objects of every shape the operator writes.
 
 Objects captured from a real operator run are checked in test_e2e_observability.py; this covers each branch:
-no status yet, an unobserved generation, deletion (and a blocked one), Ready=True, and Ready=False for
-every reason the operator reports, each classified as progressing on its own or needing a person.
+no status yet, an unobserved generation, deletion (and a blocked one), Ready=True, a paused object, and
+Ready=False for every other reason the operator reports, each classified as progressing on its own or
+needing a person.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ TRANSIENT = {
     reasons.DELETING,
     reasons.OPERATOR_ERROR,
 }
+# Ready=False reasons that are neither: the object is paused on purpose (Argo CD `Suspended`).
+SUSPENDED = {reasons.PAUSED}
 ALL_REASONS = {value for name, value in vars(reasons).items() if name.isupper() and isinstance(value, str)}
 
 
@@ -69,6 +72,8 @@ def ready(status: str, reason: str, *, generation: int = 1, message: str = "deta
 
 def test_every_reason_is_known_to_the_test() -> None:
     assert TRANSIENT <= ALL_REASONS
+    assert SUSPENDED <= ALL_REASONS
+    assert not TRANSIENT & SUSPENDED
     assert reasons.SUCCEEDED in ALL_REASONS
 
 
@@ -109,9 +114,24 @@ def test_ready_false_is_progressing_only_for_reasons_that_heal_on_their_own(
     if reason in TRANSIENT:
         assert result.status == "Progressing"
         assert result.message == "what happened"
+    elif reason in SUSPENDED:
+        assert (result.status, result.message) == ("Suspended", "what happened")
     else:
         assert result.status == "Degraded"
         assert result.message == f"{reason}: what happened"
+
+
+def test_a_paused_object_is_suspended_with_the_ready_message(health: ArgoHealthCheck) -> None:
+    paused = outcome.not_ready(reasons.PAUSED, "reconcile-policy is 'skip': Azure is left alone")
+    obj = resource(status=report.next_status(None, paused, generation=1, now="2026-01-01T00:00:00Z"))
+    result = health(obj)
+    assert (result.status, result.message) == ("Suspended", "reconcile-policy is 'skip': Azure is left alone")
+    # A spec changed while paused is Progressing until the operator has reported the new generation
+    # (it does, still as Paused), and a paused object being deleted is Progressing: it is released at once.
+    assert health(resource(generation=2, status=obj["status"])).status == "Progressing"
+    assert health(resource(deleting=True, status=obj["status"])).status == "Progressing"
+    # Only Ready=False counts as paused.
+    assert health(resource(status=ready("Unknown", reasons.PAUSED))).status == "Progressing"
 
 
 def test_an_unknown_reason_is_degraded(health: ArgoHealthCheck) -> None:
@@ -130,7 +150,13 @@ def test_deletion_is_progressing_unless_blocked(health: ArgoHealthCheck) -> None
     assert (blocked.status, blocked.message) == ("Degraded", "locked")
 
 
-ARGO_TO_FLUX = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Failed"}
+# kstatus has no "suspended": a paused object, with neither `Reconciling` nor `Stalled`, is Current.
+ARGO_TO_FLUX = {
+    "Healthy": "Current",
+    "Suspended": "Current",
+    "Progressing": "InProgress",
+    "Degraded": "Failed",
+}
 
 
 @pytest.mark.parametrize("reason", sorted(ALL_REASONS))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import sys
 from typing import Any
@@ -20,7 +21,7 @@ import kopf
 
 from azure_identity_operator import __name__ as package_name
 from azure_identity_operator import app, config
-from azure_identity_operator.handlers import peering, runtime
+from azure_identity_operator.handlers import kopf_context, peering
 from azure_identity_operator.observability import health, metrics
 from azure_identity_operator.observability import logging as operator_logging
 
@@ -83,11 +84,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     operator_logging.configure(log_format=args.log_format or settings.log_format, verbose=args.verbose)
     # Reads package metadata from disk: done here, before the event loop starts.
-    metrics.OPERATOR.build_info.labels(version=_version()).set(1)
+    version = _version()
+    metrics.OPERATOR.build_info.labels(version=version).set(1)
     namespaces = tuple(args.namespace) or settings.namespaces
+    logging.getLogger(package_name).info(
+        "Azure Identity Operator %s: subscription %s, tenant %s, ARM %s, watching %s, drift checks every %gs",
+        version,
+        settings.subscription_id,
+        settings.tenant_id or "(from the credential)",
+        settings.resource_manager_endpoint,
+        "namespaces " + ", ".join(namespaces) if namespaces else "all namespaces",
+        settings.sync_interval,
+    )
     operator = app.build(settings, peering_name=args.peering)
-    runtime.track_ready_states(operator.registry)
-    operator_logging.set_object_provider(runtime.kopf_handler_object)
+    operator_logging.set_object_provider(kopf_context.kopf_handler_object)
     if args.peering:
         if args.priority is not None:
             operator.settings.peering.priority = args.priority

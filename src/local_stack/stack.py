@@ -2,10 +2,10 @@
 
 `LocalStack.up()` starts the Azure emulator (serving the examples' subscription) and the Kubernetes API
 emulator, each on a free loopback port, applies the CRDs, creates in Azure the resource groups and
-resources the examples refer to that its saved state lacks (`estate.py`), starts the operator with the emulators' settings, applies
-the examples and waits until every object in them is Ready. `down()` stops everything in the reverse
-order. Every process logs to a file in the working directory, which also holds the kubeconfig a user
-points kubectl at.
+resources the examples refer to that its saved state lacks (`estate.py`), starts the operator with the
+emulators' settings, applies the examples and waits until every object in them is Ready. `down()` stops
+everything in the reverse order. Every process logs to a file in the working directory, which also holds
+the kubeconfig a user points kubectl at.
 """
 
 from __future__ import annotations

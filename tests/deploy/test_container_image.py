@@ -274,7 +274,9 @@ def test_image_dependencies_are_pinned_exactly_and_completely() -> None:
 def test_development_install_uses_the_image_pins_and_pins_everything_else() -> None:
     """`make` installs with both pins files, so the suite tests exactly what the image installs and never
     what PyPI published since: every distribution in the test environment is at its pinned version."""
-    constraints_line = next(line for line in MAKEFILE.read_text().splitlines() if line.startswith("CONSTRAINTS"))
+    constraints_line = next(
+        line for line in MAKEFILE.read_text().splitlines() if line.startswith("CONSTRAINTS")
+    )
     for path in (CONSTRAINTS, TEST_CONSTRAINTS):
         assert str(path.relative_to(REPO_ROOT)) in constraints_line.split()
     runtime, development = pins(CONSTRAINTS), pins(TEST_CONSTRAINTS)

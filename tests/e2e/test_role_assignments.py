@@ -653,7 +653,9 @@ def test_the_example_is_accepted_and_explains_what_it_waits_for(
     )
     assert "UserAssignedIdentity 'demo-workload'" in ready_condition(waiting)["message"]
     # The placeholder subscription does not exist in this Azure.
-    unknown = wait_reason(kube_emulator, namespace, "roleassignment/platform-team-reader", "InvalidSpec")
+    unknown = wait_reason(
+        kube_emulator, namespace, "roleassignment/platform-team-reader", "SubscriptionNotFound"
+    )
     assert "SubscriptionNotFound" in ready_condition(unknown)["message"]
     kube_emulator.kubectl(
         "delete", "-n", namespace, "-f", str(EXAMPLES / "role-assignment.yaml"), "--timeout=30s"

@@ -96,7 +96,9 @@ def test_apply_gives_real_ids_exports_them_and_a_second_pass_writes_nothing(
     assert after["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
 
     events = events_for(kube_emulator, namespace, "payments")
-    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Succeeded")]
+    # One Event for the one change in Azure; becoming Ready by it needs no second one.
+    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Created")]
+    assert events[0]["source"]["component"] == "azure-identity-operator"
 
     printed = kube_emulator.kubectl("get", "-n", namespace, "uai").stdout
     assert identity.client_id in printed
@@ -194,22 +196,34 @@ def test_an_existing_identity_is_adopted_with_its_ids(
     assert identity_names(msi_client, resource_group) == ["legacy"]
 
 
-def test_a_failed_export_keeps_the_ids_in_status_and_the_identity_its_own(
+def test_a_refused_export_is_invalid_spec_and_keeps_the_ids_in_status(
     operator: SessionOperator,
     kube_emulator: KubeEmulatorInfo,
     namespace: str,
     resource_group: str,
     msi_client: ManagedServiceIdentityClient,
 ) -> None:
-    # The API server refuses the ConfigMap (not a valid Kubernetes name) after Azure created the identity.
-    refused = "  exportTo:\n    configMap:\n      name: Billing_IDs\n"
+    # The user names a ConfigMap the API server will not change (immutable, with other data): a 422 on an
+    # object the spec names is the spec's to fix, not an operator error retried forever.
+    kube_emulator.kubectl(
+        "apply", "-n", namespace, "-f", "-",
+        input="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen-ids\nimmutable: true\n"
+        "data:\n  clientId: someone-else\n",
+    )  # fmt: skip
+    refused = "  exportTo:\n    configMap:\n      name: frozen-ids\n"
     apply(kube_emulator, namespace, identity_manifest("billing", resource_group, refused))
-    body = wait_reason(kube_emulator, namespace, "uai/billing", "OperatorError")
+    body = wait_reason(kube_emulator, namespace, "uai/billing", "InvalidSpec")
     identity = msi_client.user_assigned_identities.get(resource_group, "billing")
-    assert "ConfigMap" in ready_condition(body)["message"]
+    message = ready_condition(body)["message"]
+    assert "spec.exportTo.configMap.name 'frozen-ids'" in message
+    assert "immutable" in message
     assert body["status"]["id"].lower() == identity.id.lower()
     assert body["status"]["principalId"] == identity.principal_id
     assert body["status"]["adopted"] is False
+    assert any(
+        (e["type"], e["reason"]) == ("Warning", "InvalidSpec")
+        for e in events_for(kube_emulator, namespace, "billing")
+    )
 
     fixed = "  exportTo:\n    configMap:\n      name: billing-ids\n"
     apply(kube_emulator, namespace, identity_manifest("billing", resource_group, fixed))
@@ -256,7 +270,7 @@ def test_bad_input_is_explained_in_the_condition_and_an_event(
         what="the unknown subscription to be reported",
     )
     condition = ready_condition(body)
-    assert condition["reason"] in ("InvalidSpec", "AuthorizationFailed"), condition
+    assert condition["reason"] in ("SubscriptionNotFound", "AuthorizationFailed"), condition
     assert "0b1f6471-1bf0-4dda-aec3-111122223333" in condition["message"]
     assert condition["reason"] in [e["reason"] for e in events_for(kube_emulator, namespace, "elsewhere")]
 

@@ -58,3 +58,12 @@ def test_no_usable_credential_lists_what_was_tried() -> None:
     assert "ManagedIdentityCredential: ManagedIdentityCredential authentication unavailable" in message
     assert "To mitigate" not in message
     assert len(translate(UNAVAILABLE * 20).message) <= 600
+
+
+def test_no_usable_credential_is_transient_and_a_refused_one_is_not() -> None:
+    """A projected token not mounted yet heals by itself; a refused secret needs a person."""
+    from azure_identity_operator.arm.errors import ErrorClass
+
+    assert translate(UNAVAILABLE).code == "CredentialUnavailable"
+    assert translate(UNAVAILABLE).error_class is ErrorClass.RETRYABLE
+    assert translate(REFUSED).error_class is ErrorClass.NEEDS_USER

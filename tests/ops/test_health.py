@@ -14,7 +14,7 @@ def test_readyz_follows_the_checks_and_metrics_are_served() -> None:
     async def scenario() -> None:
         recorded = metrics.OperatorMetrics(process_metrics=False)
         recorded.record_reconcile(
-            kind="UserAssignedIdentity", ready=True, retries=False, reason="Succeeded", seconds=0.1
+            kind="UserAssignedIdentity", ready=True, needs_user=False, reason="Succeeded", seconds=0.1
         )
         started = asyncio.Event()
         readiness = health.Readiness()

@@ -81,16 +81,16 @@ def test_arm_operation_is_the_rbac_action_without_names(method: str, path: str, 
 def test_reconciles_are_counted_by_kind_result_and_reason_with_durations() -> None:
     recorded = metrics.OperatorMetrics(process_metrics=False)
     recorded.record_reconcile(
-        kind="UserAssignedIdentity", ready=True, retries=False, reason="Succeeded", seconds=0.2
+        kind="UserAssignedIdentity", ready=True, needs_user=False, reason="Succeeded", seconds=0.2
     )
     recorded.record_reconcile(
-        kind="UserAssignedIdentity", ready=True, retries=False, reason="Succeeded", seconds=0.4
+        kind="UserAssignedIdentity", ready=True, needs_user=False, reason="Succeeded", seconds=0.4
     )
     recorded.record_reconcile(
-        kind="RoleAssignment", ready=False, retries=True, reason="WaitingForPrincipal", seconds=1.5
+        kind="RoleAssignment", ready=False, needs_user=False, reason="WaitingForPrincipal", seconds=1.5
     )
     recorded.record_reconcile(
-        kind="RoleAssignment", ready=False, retries=False, reason="InvalidSpec", seconds=0.01
+        kind="RoleAssignment", ready=False, needs_user=True, reason="InvalidSpec", seconds=0.01
     )
     found = samples(recorded.registry)
     prefix = "azure_identity_operator"

@@ -13,8 +13,18 @@ def error(status: int | None, code: str, retry_after: float | None = None) -> Ar
 @pytest.mark.parametrize(
     ("status", "code", "expected_class", "expected_reason", "retries"),
     [
-        (404, "ResourceGroupNotFound", ErrorClass.NEEDS_USER, reasons.RESOURCE_GROUP_NOT_FOUND, False),
-        (403, "AuthorizationFailed", ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, False),
+        # A person must act, but the fix happens in Azure, where no event tells the operator: retried
+        # slowly, so the object follows within minutes.
+        (404, "ResourceGroupNotFound", ErrorClass.NEEDS_USER, reasons.RESOURCE_GROUP_NOT_FOUND, True),
+        (403, "AuthorizationFailed", ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, True),
+        (409, "ScopeLocked", ErrorClass.NEEDS_USER, reasons.AZURE_REJECTED, True),
+        (404, "SubscriptionNotFound", ErrorClass.NEEDS_USER, reasons.SUBSCRIPTION_NOT_FOUND, True),
+        (400, "InvalidResourceName", ErrorClass.NEEDS_USER, reasons.INVALID_SPEC, False),
+        # The transport decides before the code: a token endpoint's 5xx is not a refused credential.
+        (500, "AuthenticationFailed", ErrorClass.RETRYABLE, reasons.AZURE_ERROR, True),
+        (503, "AuthorizationFailed", ErrorClass.RETRYABLE, reasons.AZURE_ERROR, True),
+        (None, "AuthenticationFailed", ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, False),
+        (None, "CredentialUnavailable", ErrorClass.RETRYABLE, reasons.AZURE_ERROR, True),
         (400, "PrincipalNotFound", ErrorClass.RETRYABLE, reasons.WAITING_FOR_PRINCIPAL, True),
         (400, "SomethingNew", ErrorClass.NEEDS_USER, reasons.AZURE_REJECTED, False),
         (404, "ResourceNotFound", ErrorClass.NOT_FOUND, reasons.RESOURCE_NOT_FOUND, False),
@@ -41,6 +51,19 @@ def test_classification_and_outcome(
     assert (result.retry_after is not None) is retries
     assert result.message.startswith("creating the identity: ")
     assert "request id rid" in result.message
+
+
+def test_slow_retries_start_at_a_minute() -> None:
+    assert outcome_for(error(403, "AuthorizationFailed"), action="x").retry_after == 60.0
+
+
+def test_gone_is_one_rule() -> None:
+    assert error(404, "ResourceNotFound").is_gone
+    assert error(404, "SomethingElse").is_gone
+    assert error(404, "ResourceGroupNotFound").is_gone
+    assert error(404, "SubscriptionNotFound").is_gone
+    assert not error(403, "AuthorizationFailed").is_gone
+    assert not error(500, "InternalServerError").is_gone
 
 
 def test_a_stale_etag_is_retried_soon() -> None:

@@ -1,8 +1,11 @@
-"""Attaching a user-assigned identity to resources and detaching it, keeping everyone else's identities."""
+"""Attaching a user-assigned identity to resources and detaching it, keeping everyone else's identities;
+which passes changed an identity block (`changed`, reported as `Updated` changes); and detaching before
+deletion, from the identity Azure reports, never one a status names."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.reconcilers import attachments
@@ -44,9 +47,13 @@ def test_attach_merges_into_existing_identities_and_a_second_pass_writes_nothing
     assert [patch.type for _, patch in port.writes] == ["SystemAssigned, UserAssigned"] * 2
     assert all(patch.user_assigned == {OURS: True} for _, patch in port.writes)
 
+    assert [s.changed for s in result.states] == [True, True]
+    assert [c.reason for c in result.changes] == [outcome.UPDATED, outcome.UPDATED]
+
     writes = len(port.writes)
     again = run(port, [VM, APP], [s.resource_id for s in result.states])
-    assert again == result
+    assert again.states == tuple(dataclasses.replace(s, changed=False) for s in result.states)
+    assert again.changes == ()
     assert len(port.writes) == writes, "the second pass must not write"
 
 
@@ -202,14 +209,32 @@ def test_deletion_detaches_from_recorded_and_listed_resources() -> None:
     port.add(APP, user=(uai("theirs"),))
     run(port, [VM, APP])
     status = {"id": OURS, "attachments": [{"resourceId": APP, "state": "Attached"}]}
-    assert asyncio.run(attachments.detach_before_deletion(port, attach_to=[VM], status=status)) is None
+    detached = asyncio.run(
+        attachments.detach_before_deletion(port, identity_id=OURS, attach_to=[VM], status=status)
+    )
+    assert detached is None
     assert attached_ids(port, VM) == []
     assert attached_ids(port, APP) == [uai("theirs")]
     vm = port.state(VM)
     assert vm is not None
     assert vm.identity.system_assigned
 
-    assert asyncio.run(attachments.detach_before_deletion(port, attach_to=[VM], status={})) is None
+    writes = len(port.writes)
+    again = asyncio.run(attachments.detach_before_deletion(port, identity_id=OURS, attach_to=[VM], status={}))
+    assert again is None
+    assert len(port.writes) == writes, "nothing left to detach"
+
+
+def test_deletion_detaches_only_the_identity_azure_reports_never_one_a_status_names() -> None:
+    port = FakeResourcePort()
+    port.add(VM, user=(uai("theirs"),))
+    status = {"id": uai("theirs"), "attachments": [{"resourceId": VM, "state": "Attached"}]}
+    detached = asyncio.run(
+        attachments.detach_before_deletion(port, identity_id=OURS, attach_to=[], status=status)
+    )
+    assert detached is None
+    assert attached_ids(port, VM) == [uai("theirs")]
+    assert port.writes == []
 
 
 def test_deletion_is_blocked_while_a_detach_fails() -> None:
@@ -217,7 +242,9 @@ def test_deletion_is_blocked_while_a_detach_fails() -> None:
     port.add(VM)
     run(port, [VM])
     port.fail_next_patch = ArmError(status=403, code="AuthorizationFailed", message="no rights")
-    blocked = asyncio.run(attachments.detach_before_deletion(port, attach_to=[VM], status={"id": OURS}))
+    blocked = asyncio.run(
+        attachments.detach_before_deletion(port, identity_id=OURS, attach_to=[VM], status={"id": OURS})
+    )
     assert blocked is not None
     assert blocked.reason == reasons.DELETION_BLOCKED
     assert blocked.retry_after
@@ -240,6 +267,7 @@ def test_an_identity_created_again_under_the_same_id_is_attached_anew() -> None:
         attachments.reconcile_for_identity(port, identity_outcome=again, attach_to=[VM], status={})
     )
     assert result.ready
+    assert [c.reason for c in result.changes] == [outcome.UPDATED]
     assert [patch.user_assigned for _, patch in port.writes[1:]] == [{OURS: False}, {OURS: True}]
     vm = port.state(VM)
     assert vm is not None
@@ -249,5 +277,61 @@ def test_an_identity_created_again_under_the_same_id_is_attached_anew() -> None:
         (OURS, "principal-2"),
     ]
     writes = len(port.writes)
-    asyncio.run(attachments.reconcile_for_identity(port, identity_outcome=again, attach_to=[VM], status={}))
+    settled = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=again, attach_to=[VM], status={})
+    )
     assert len(port.writes) == writes
+    assert settled.changes == ()
+
+
+def test_the_identity_s_changes_come_first_then_each_attachment_written() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    port.add(APP, user=(OURS,))
+    created = outcome.Change(reason=outcome.CREATED, message="created identity 'ours'")
+    ready = outcome.succeeded("ready", {"id": OURS}, changes=(created,))
+    result = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=ready, attach_to=[VM, APP], status={})
+    )
+    assert result.ready
+    assert "attached to 2 resource(s)" in result.message
+    assert result.changes == (created, outcome.Change(reason=outcome.UPDATED, message="attached to vm1"))
+
+
+def test_a_failed_attachment_keeps_the_identity_s_changes() -> None:
+    port = FakeResourcePort()
+    created = outcome.Change(reason=outcome.CREATED, message="created identity 'ours'")
+    ready = outcome.succeeded("ready", {"id": OURS}, changes=(created,))
+    result = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=ready, attach_to=[VM], status={})
+    )
+    assert result.reason == reasons.RESOURCE_NOT_FOUND
+    assert result.changes == (created,)
+    assert "attached to" not in result.message
+
+
+def test_the_identity_id_comes_from_azure_in_this_pass_never_from_status() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    ready_without_id = outcome.succeeded("ready", {})
+    result = asyncio.run(
+        attachments.reconcile_for_identity(
+            port, identity_outcome=ready_without_id, attach_to=[VM], status={"id": OURS}
+        )
+    )
+    assert result == ready_without_id
+    assert port.writes == []
+
+
+def test_a_detach_from_a_resource_no_longer_listed_is_reported_as_a_change() -> None:
+    port = FakeResourcePort()
+    port.add(VM)
+    ready = outcome.succeeded("ready", {"id": OURS})
+    asyncio.run(attachments.reconcile_for_identity(port, identity_outcome=ready, attach_to=[VM], status={}))
+    previous = {"attachments": [{"resourceId": VM, "state": "Attached"}]}
+    writes = len(port.writes)
+    result = asyncio.run(
+        attachments.reconcile_for_identity(port, identity_outcome=ready, attach_to=[], status=previous)
+    )
+    assert len(port.writes) == writes + 1, "the identity was detached from the VM"
+    assert len(result.changes) == 1

@@ -1,25 +1,28 @@
-"""The RoleAssignment reconciler against the in-memory authorization fake.
+"""`RoleAssignmentHooks` run by the generic flow, against the in-memory authorization fake.
 
-Covers: creation by role name and by role definition ID (each run twice, the second writing nothing);
-waiting for a referenced identity; the deterministic name; adoption of the same grant under another name;
-replacement when the principal, role or scope changes (new one first, then the old one), including a
-failed delete of the old one and a grant another object still declares; drift (deleted, edited) repaired;
-errors needing the user (unknown role, AuthorizationFailed, missing scope, invalid spec) and
-`PrincipalNotFound` retried; the role-definition cache.
+Covers: creation by role name and by role definition ID (each run twice, the second writing nothing and
+reporting no change); waiting for a referenced identity (`obj.identity`, with the principal Azure
+reported); the deterministic name; adoption of the same grant under another name; replacement when the
+principal, role or scope changes (new one first, then the old one), including a failed delete of the old
+one and a grant another object still declares (`obj.shared_with`); drift (deleted, edited) repaired; the
+changes each pass reports; errors needing the user (unknown role, AuthorizationFailed, missing scope,
+invalid spec) and `PrincipalNotFound` retried, then reported after its grace; the role-definition cache;
+removal (what the object owns, a crash before the status write, deletion policy, a shared grant, a
+vanished scope, lost access for the grace period, force-delete, transient failures).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.arm import ids
 from azure_identity_operator.arm.authorization import RoleAssignmentProperties
 from azure_identity_operator.arm.errors import ArmError
-from azure_identity_operator.reconcilers import role_assignments
-from azure_identity_operator.status import outcome, reasons, report
+from azure_identity_operator.reconcilers import flow, role_assignments
+from azure_identity_operator.status import outcome, reasons
 
 from .fake_authorization import (
     CONTRIBUTOR_GUID,
@@ -29,6 +32,7 @@ from .fake_authorization import (
     FakeAuthorization,
     role_id,
 )
+from .objects import Clock, Life, reasons_of
 
 RG_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app"
 VAULT_SCOPE = f"{RG_SCOPE}/providers/Microsoft.KeyVault/vaults/kv-app"
@@ -65,59 +69,50 @@ def snapshot(principal_id: str | None = PRINCIPAL_A, *, ready: bool = True) -> P
 
 
 class Harness:
-    """One object's life: reconcile, then fold the outcome into status as the handlers do."""
+    """One RoleAssignment's life: each call names the spec (a change bumps the generation) and the
+    referenced identity; `elsewhere` says which other objects declare an assignment (by lower-cased name)."""
 
-    def __init__(self, port: FakeAuthorization | None = None) -> None:
+    def __init__(self, port: FakeAuthorization | None = None, *, grace: float = 600.0) -> None:
         self.port = port or FakeAuthorization()
-        self.roles = role_assignments.RoleResolver(self.port)
-        self.status: dict[str, Any] = {}
-        self.elsewhere: dict[str, list[str]] = {}
+        self.clock = Clock()
+        self.hooks = role_assignments.RoleAssignmentHooks(self.port, deletion_grace=grace, clock=self.clock)
+        self.life = Life(self.hooks, {}, name="reader", writes=lambda: self.port.writes, clock=self.clock)
 
-    def declared_elsewhere(self, name: str) -> Collection[str]:
-        return self.elsewhere.get(name.lower(), [])
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.life.status
+
+    @status.setter
+    def status(self, value: dict[str, Any]) -> None:
+        self.life.status = value
+
+    @property
+    def elsewhere(self) -> dict[str, list[str]]:
+        return self.life.elsewhere
 
     def reconcile(
         self, spec: Mapping[str, Any], identity: PrincipalSnapshot | None = None
     ) -> outcome.Outcome:
-        result = asyncio.run(
-            role_assignments.reconcile(
-                namespace="team",
-                spec=spec,
-                status=self.status,
-                identity=identity,
-                port=self.port,
-                roles=self.roles,
-                declared_elsewhere=self.declared_elsewhere,
-            )
-        )
-        self.status = report.next_status(self.status, result, generation=1, now="T")
-        return result
+        self.life.spec = spec
+        return self.life.reconcile(identity=identity)
 
     def reconcile_twice(
         self, spec: Mapping[str, Any], identity: PrincipalSnapshot | None = None
     ) -> outcome.Outcome:
-        first = self.reconcile(spec, identity)
-        self.port.reset_counts()
-        second = self.reconcile(spec, identity)
-        assert self.port.writes == 0, f"the second reconcile wrote: {self.port.calls}"
-        assert second == first
-        return first
+        self.life.spec = spec
+        return self.life.reconcile_twice(identity=identity)
 
-    def delete(self, spec: Mapping[str, Any], **kwargs: Any) -> role_assignments.Deletion:
-        kwargs.setdefault("deleting_since", 1000.0)
-        kwargs.setdefault("now", 1001.0)
-        kwargs.setdefault("force", False)
-        kwargs.setdefault("identity", None)
-        return asyncio.run(
-            role_assignments.delete(
-                spec=spec,
-                status=self.status,
-                port=self.port,
-                roles=self.roles,
-                declared_elsewhere=self.declared_elsewhere,
-                **kwargs,
-            )
-        )
+    def remove(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        identity: PrincipalSnapshot | None = None,
+        deleting_since: float | None = None,
+        force: bool = False,
+    ) -> flow.Removal:
+        self.life.spec = spec
+        annotations = {flow.FORCE_DELETE_ANNOTATION: "true"} if force else {}
+        return self.life.remove(deleting_since=deleting_since, identity=identity, annotations=annotations)
 
 
 def expected_name(scope: str, principal: str, role_guid: str) -> str:
@@ -140,7 +135,10 @@ def test_role_by_name_is_assigned_under_the_deterministic_name_and_the_second_ru
     assert harness.status["roleName"] == "Reader"
     assert harness.status["principalId"] == PRINCIPAL_A
     assert harness.status["scope"] == RG_SCOPE
-    assert "adopted" not in harness.status
+    assert harness.status["adopted"] is False
+    (created,) = result.changes
+    assert created.reason == outcome.CREATED
+    assert name in created.message
 
 
 def test_role_by_definition_id_in_every_form() -> None:
@@ -154,6 +152,7 @@ def test_role_by_definition_id_in_every_form() -> None:
         spec.pop("role")
         result = harness.reconcile_twice(spec)
         assert result.ready, result.message
+        assert reasons_of(result.changes) == [outcome.CREATED]
         assert harness.status["roleDefinitionId"] == role_id(KEY_VAULT_SECRETS_USER_GUID)
         assert harness.status["roleName"] == "Key Vault Secrets User"
         assert harness.status["name"] == expected_name(VAULT_SCOPE, PRINCIPAL_A, KEY_VAULT_SECRETS_USER_GUID)
@@ -171,11 +170,14 @@ def test_a_referenced_identity_is_waited_for_and_then_assigned_as_a_service_prin
     missing = harness.reconcile(identity_spec(), identity=None)
     assert (missing.ready, missing.reason, missing.retry_after) == (False, reasons.REFERENCE_NOT_FOUND, None)
     assert "UserAssignedIdentity 'app'" in missing.message
+    assert harness.status["roleName"] == "Reader", "the ROLE column shows what was asked for"
     pending = harness.reconcile(identity_spec(), identity=snapshot(None, ready=False))
     assert (pending.reason, pending.retry_after) == (reasons.WAITING_FOR_IDENTITY, None)
+    assert not pending.needs_user_action
     assert harness.port.writes == 0
     ready = harness.reconcile_twice(identity_spec(), identity=snapshot())
     assert ready.ready, ready.message
+    assert reasons_of(ready.changes) == [outcome.CREATED]
     (assignment,) = harness.port.at_scope(RG_SCOPE)
     assert assignment.properties.principal_type == "ServicePrincipal"
     assert assignment.properties.principal_id == PRINCIPAL_A
@@ -198,6 +200,7 @@ def test_the_same_grant_under_another_name_is_adopted() -> None:
     assert harness.status["adopted"] is True
     assert harness.status["name"] == existing.name
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
+    assert reasons_of(result.changes) == [outcome.ADOPTED]
 
 
 def _seed_reader_grant(harness: Harness, scope: str = RG_SCOPE) -> str:
@@ -241,8 +244,20 @@ def test_a_grant_inherited_from_the_subscription_is_not_adopted_at_the_group() -
     result = harness.reconcile(raw_spec())
     assert result.ready, result.message
     assert harness.status["name"] != inherited
-    assert not harness.status.get("adopted")
+    assert harness.status["adopted"] is False
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
+    assert reasons_of(result.changes) == [outcome.CREATED]
+
+
+def test_an_adopted_assignment_is_removed_with_the_object() -> None:
+    harness = Harness()
+    existing = _seed_reader_grant(harness)
+    harness.reconcile(raw_spec())
+    assert harness.status["name"] == existing
+    removal = harness.remove(raw_spec())
+    assert removal.done
+    assert reasons_of(removal.result.changes) == [outcome.DELETED]
+    assert harness.port.at_scope(RG_SCOPE) == []
 
 
 def test_a_principal_change_creates_the_new_assignment_then_deletes_the_old_one() -> None:
@@ -255,16 +270,23 @@ def test_a_principal_change_creates_the_new_assignment_then_deletes_the_old_one(
     assert assignment.properties.principal_id == PRINCIPAL_B
     assert harness.status["name"] == expected_name(RG_SCOPE, PRINCIPAL_B, READER_GUID) != old_name
     assert harness.status["principalId"] == PRINCIPAL_B
+    created, replaced = result.changes
+    assert (created.reason, replaced.reason) == (outcome.CREATED, outcome.REPLACED)
+    assert old_name in replaced.message
 
 
 def test_a_role_or_scope_change_replaces_the_assignment() -> None:
     harness = Harness()
     harness.reconcile(raw_spec())
-    assert harness.reconcile_twice(raw_spec(role="Contributor")).ready
+    result = harness.reconcile_twice(raw_spec(role="Contributor"))
+    assert result.ready
+    assert reasons_of(result.changes) == [outcome.CREATED, outcome.REPLACED]
     assert [a.properties.role_definition_id for a in harness.port.at_scope(RG_SCOPE)] == [
         role_id(CONTRIBUTOR_GUID)
     ]
-    assert harness.reconcile_twice(raw_spec(role="Contributor", scope=VAULT_SCOPE)).ready
+    result = harness.reconcile_twice(raw_spec(role="Contributor", scope=VAULT_SCOPE))
+    assert result.ready
+    assert reasons_of(result.changes) == [outcome.CREATED, outcome.REPLACED]
     assert harness.port.at_scope(RG_SCOPE) == []
     assert len(harness.port.at_scope(VAULT_SCOPE)) == 1
 
@@ -277,9 +299,12 @@ def test_a_failed_delete_of_the_replaced_assignment_keeps_it_recorded_until_it_s
     failed = harness.reconcile(raw_spec(role="Contributor"))
     assert (failed.ready, failed.reason) == (False, reasons.AZURE_ERROR)
     assert failed.retry_after is not None
+    assert reasons_of(failed.changes) == [outcome.CREATED], "the new one was created all the same"
     assert harness.status["name"] == old_name, "the old assignment stays recorded so it is deleted later"
     assert len(harness.port.at_scope(RG_SCOPE)) == 2
-    assert harness.reconcile_twice(raw_spec(role="Contributor")).ready
+    healed = harness.reconcile_twice(raw_spec(role="Contributor"))
+    assert healed.ready
+    assert reasons_of(healed.changes) == [outcome.REPLACED]
     (assignment,) = harness.port.at_scope(RG_SCOPE)
     assert harness.status["name"] == assignment.name != old_name
 
@@ -289,8 +314,31 @@ def test_a_replaced_assignment_another_object_declares_is_kept() -> None:
     harness.reconcile(raw_spec())
     old_name = harness.status["name"]
     harness.elsewhere[old_name.lower()] = ["team/other"]
-    assert harness.reconcile_twice(raw_spec(role="Contributor")).ready
+    result = harness.reconcile_twice(raw_spec(role="Contributor"))
+    assert result.ready
+    assert reasons_of(result.changes) == [outcome.CREATED]
     assert len(harness.port.at_scope(RG_SCOPE)) == 2
+
+
+def test_a_status_pointed_at_someone_else_s_assignment_never_deletes_it() -> None:
+    harness = Harness()
+    theirs = harness.port.seed(
+        "88888888-8888-8888-8888-888888888888",
+        RoleAssignmentProperties(
+            scope=RG_SCOPE,
+            role_definition_id=role_id(CONTRIBUTOR_GUID),
+            principal_id=PRINCIPAL_B,
+            principal_type="User",
+        ),
+    )
+    # Written by someone allowed to patch /status: a pointer, never proof of ownership.
+    harness.status = {"id": theirs.id, "name": theirs.name, "scope": RG_SCOPE}
+    result = harness.reconcile(raw_spec())
+    assert result.ready
+    assert reasons_of(result.changes) == [outcome.CREATED]
+    harness.status = {"id": theirs.id, "name": theirs.name, "scope": RG_SCOPE}
+    assert harness.remove(raw_spec()).done
+    assert harness.port.at_scope(RG_SCOPE) == [theirs]
 
 
 def test_drift_is_repaired_deleted_or_edited() -> None:
@@ -299,7 +347,10 @@ def test_drift_is_repaired_deleted_or_edited() -> None:
     harness.reconcile(spec)
     (assignment,) = harness.port.at_scope(RG_SCOPE)
     harness.port.assignments.clear()
-    assert harness.reconcile_twice(spec).ready
+    recreated_result = harness.reconcile_twice(spec)
+    assert recreated_result.ready
+    (created_again,) = recreated_result.changes
+    assert assignment.name in created_again.message
     (recreated,) = harness.port.at_scope(RG_SCOPE)
     assert recreated.name == assignment.name
     harness.port.seed(
@@ -315,12 +366,24 @@ def test_drift_is_repaired_deleted_or_edited() -> None:
         ),
     )
     harness.port.reset_counts()
-    assert harness.reconcile(spec).ready
+    repaired_result = harness.reconcile(spec)
+    assert repaired_result.ready
+    assert reasons_of(repaired_result.changes) == [outcome.DRIFT_REPAIRED]
     assert harness.port.calls["create_role_assignment"] == 1
     (repaired,) = harness.port.at_scope(RG_SCOPE)
     assert repaired.properties.description == "read the app's resource group"
     assert repaired.properties.condition is None
-    harness.reconcile_twice(spec)
+    assert harness.reconcile_twice(spec).changes == ()
+
+
+def test_a_description_change_in_the_spec_is_an_update() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec(description="first"))
+    result = harness.reconcile_twice(raw_spec(description="second"))
+    assert result.ready
+    assert reasons_of(result.changes) == [outcome.UPDATED]
+    (assignment,) = harness.port.at_scope(RG_SCOPE)
+    assert assignment.properties.description == "second"
 
 
 def test_a_condition_is_sent_with_its_version() -> None:
@@ -337,7 +400,9 @@ def test_unknown_roles_need_the_user() -> None:
     harness = Harness()
     by_name = harness.reconcile(raw_spec(role="Key Vault Secret User"))
     assert (by_name.ready, by_name.reason, by_name.retry_after) == (False, reasons.ROLE_NOT_FOUND, None)
+    assert by_name.needs_user_action
     assert "'Key Vault Secret User'" in by_name.message
+    assert harness.status["roleName"] == "Key Vault Secret User"
     spec = raw_spec(roleDefinitionId="00000000-0000-0000-0000-000000000bad")
     spec.pop("role")
     by_id = harness.reconcile(spec)
@@ -366,22 +431,34 @@ def test_role_definitions_are_cached_for_their_ttl() -> None:
     assert port.calls["get_role_definition"] == 0, "a definition found by name is also cached by ID"
 
 
-def test_principal_not_found_is_retried_and_says_why() -> None:
+def test_principal_not_found_is_retried_says_why_and_is_reported_after_its_grace() -> None:
     harness = Harness()
     spec = raw_spec(principal={"principalId": PRINCIPAL_B})
     result = harness.reconcile(spec)
     assert (result.ready, result.reason) == (False, reasons.WAITING_FOR_PRINCIPAL)
     assert result.retry_after is not None
+    assert not result.needs_user_action
     assert "principalType" in result.message
+    harness.clock.advance(role_assignments.PRINCIPAL_GRACE_SECONDS - 1)
+    assert harness.reconcile(spec).reason == reasons.WAITING_FOR_PRINCIPAL
+    harness.clock.advance(1)
+    stale = harness.reconcile(spec)
+    assert stale.reason == reasons.PRINCIPAL_NOT_FOUND
+    assert stale.needs_user_action
+    assert stale.retry_after == 60, "still retried, slowly, to notice the principal once it exists"
+    assert "object ID" in stale.message
     harness.port.known_principals.add(PRINCIPAL_B)
-    assert harness.reconcile_twice(spec).ready
+    healed = harness.reconcile_twice(spec)
+    assert healed.ready
+    assert reasons_of(healed.changes) == [outcome.CREATED]
 
 
-def test_authorization_failed_needs_the_user_and_names_the_fix() -> None:
+def test_authorization_failed_needs_the_user_names_the_fix_and_is_retried_slowly() -> None:
     harness = Harness()
     harness.port.forbidden_scopes.add(RG_SCOPE.lower())
     result = harness.reconcile(raw_spec())
-    assert (result.ready, result.reason, result.retry_after) == (False, reasons.AUTHORIZATION_FAILED, None)
+    assert (result.ready, result.reason, result.retry_after) == (False, reasons.AUTHORIZATION_FAILED, 60)
+    assert result.needs_user_action
     assert "User Access Administrator" in result.message
 
 
@@ -390,7 +467,8 @@ def test_a_missing_scope_needs_the_user() -> None:
     harness.port.missing_scopes.add(RG_SCOPE.lower())
     result = harness.reconcile(raw_spec(scope=VAULT_SCOPE))
     assert not result.ready
-    assert result.retry_after is None
+    assert result.needs_user_action
+    assert result.retry_after == 60
     assert result.reason == reasons.RESOURCE_GROUP_NOT_FOUND
     assert "create it, or fix spec.scope" in result.message
 
@@ -416,7 +494,7 @@ def test_invalid_specs_say_which_field_to_fix() -> None:
     assert harness.port.calls == {}
 
 
-def test_delete_removes_exactly_the_recorded_assignment() -> None:
+def test_removal_deletes_exactly_the_assignment_the_object_owns() -> None:
     harness = Harness()
     unrelated = harness.port.seed(
         "88888888-8888-8888-8888-888888888888",
@@ -428,29 +506,42 @@ def test_delete_removes_exactly_the_recorded_assignment() -> None:
         ),
     )
     harness.reconcile(raw_spec())
-    deletion = harness.delete(raw_spec())
-    assert deletion.done
-    assert deletion.warning is None
+    removal = harness.remove(raw_spec())
+    assert removal.done
+    assert removal.warning is None
+    (deleted,) = removal.result.changes
+    assert deleted.reason == outcome.DELETED
+    assert harness.status["name"] in deleted.message
     assert harness.port.at_scope(RG_SCOPE) == [unrelated]
-    # Deleting again (a retried delete handler) is done too: 204 for an absent assignment.
-    assert harness.delete(raw_spec()).done
+    # Deleting again (a retried removal) is done too, and changes nothing.
+    again = harness.remove(raw_spec())
+    assert again.done
+    assert again.result.changes == ()
 
 
-def test_delete_after_a_crash_before_the_status_write_removes_the_derived_assignment() -> None:
+def test_removal_follows_the_principal_azure_reported_for_the_referenced_identity() -> None:
     harness = Harness()
-    harness.reconcile(raw_spec())
-    harness.status = {}
-    assert harness.delete(raw_spec()).done
+    harness.reconcile(identity_spec(), identity=snapshot(PRINCIPAL_A))
+    # The identity is not Ready any more (being deleted too, say): its principal still names the grant.
+    assert harness.remove(identity_spec(), identity=snapshot(PRINCIPAL_A, ready=False)).done
     assert harness.port.at_scope(RG_SCOPE) == []
 
 
-def test_an_object_that_never_got_its_assignment_is_deleted_at_once_even_where_writes_are_forbidden() -> None:
+def test_removal_after_a_crash_before_the_status_write_removes_the_derived_assignment() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    harness.status = {}
+    assert harness.remove(raw_spec()).done
+    assert harness.port.at_scope(RG_SCOPE) == []
+
+
+def test_an_object_that_never_got_its_assignment_is_removed_at_once_even_where_writes_are_forbidden() -> None:
     harness = Harness()
     harness.port.forbidden_scopes.add(RG_SCOPE.lower())
     assert harness.reconcile(raw_spec()).reason == reasons.AUTHORIZATION_FAILED
-    deletion = harness.delete(raw_spec())
-    assert deletion.done
-    assert deletion.warning is None
+    removal = harness.remove(raw_spec())
+    assert removal.done
+    assert removal.warning is None
     assert harness.port.calls["delete_role_assignment"] == 0
 
 
@@ -458,16 +549,18 @@ def test_orphan_leaves_the_assignment() -> None:
     harness = Harness()
     harness.reconcile(raw_spec(deletionPolicy="Orphan"))
     harness.port.reset_counts()
-    assert harness.delete(raw_spec(deletionPolicy="Orphan")).done
-    assert harness.port.writes == 0
+    assert harness.remove(raw_spec(deletionPolicy="Orphan")).done
+    assert harness.port.calls == {}
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
 
 
-def test_delete_keeps_an_assignment_another_object_still_declares() -> None:
+def test_removal_keeps_an_assignment_another_object_still_declares() -> None:
     harness = Harness()
     harness.reconcile(raw_spec())
     harness.elsewhere[harness.status["name"].lower()] = ["other/reader"]
-    assert harness.delete(raw_spec()).done
+    removal = harness.remove(raw_spec())
+    assert removal.done
+    assert removal.result.changes == ()
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
 
 
@@ -475,26 +568,28 @@ def test_a_vanished_scope_means_the_assignment_is_gone() -> None:
     harness = Harness()
     harness.reconcile(raw_spec())
     harness.port.missing_scopes.add(RG_SCOPE.lower())
-    deletion = harness.delete(raw_spec())
-    assert deletion.done
-    assert deletion.warning is None
+    removal = harness.remove(raw_spec())
+    assert removal.done
+    assert removal.warning is None
 
 
 def test_lost_access_blocks_deletion_for_the_grace_period_then_releases_with_a_warning() -> None:
-    harness = Harness()
+    harness = Harness(grace=600)
     harness.reconcile(raw_spec())
     harness.port.forbidden_scopes.add(RG_SCOPE.lower())
-    blocked = harness.delete(raw_spec(), deleting_since=1000.0, now=1060.0, grace=600)
+    now = harness.clock.now
+    blocked = harness.remove(raw_spec(), deleting_since=now - 60)
     assert not blocked.done
     assert blocked.result.reason == reasons.DELETION_BLOCKED
-    assert blocked.result.retry_after is not None
-    assert "force-delete" in blocked.result.message
+    assert blocked.result.retry_after == flow.DELETION_RETRY_SECONDS
+    assert flow.FORCE_DELETE_ANNOTATION in blocked.result.message
     assert "540s" in blocked.result.message
-    released = harness.delete(raw_spec(), deleting_since=1000.0, now=1600.0, grace=600)
+    assert harness.status["conditions"][0]["reason"] == reasons.DELETION_BLOCKED
+    released = harness.remove(raw_spec(), deleting_since=now - 600)
     assert released.done
     assert released.warning is not None
     assert "may remain in Azure" in released.warning
-    forced = harness.delete(raw_spec(), deleting_since=1000.0, now=1001.0, force=True)
+    forced = harness.remove(raw_spec(), deleting_since=now - 1, force=True)
     assert forced.done
     assert forced.warning is not None
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
@@ -503,9 +598,25 @@ def test_lost_access_blocks_deletion_for_the_grace_period_then_releases_with_a_w
 def test_transient_failures_on_delete_are_retried_not_released() -> None:
     harness = Harness()
     harness.reconcile(raw_spec())
-    harness.port.failures.extend(
-        ArmError(status=503, code="ServiceUnavailable", message="later") for _ in range(3)
-    )
-    deletion = harness.delete(raw_spec(), deleting_since=0.0, now=10_000.0)
-    assert not deletion.done
-    assert deletion.result.reason == reasons.AZURE_ERROR
+    # Long past the grace for lost access: transient failures never release the object.
+    harness.port.failures.append(ArmError(status=503, code="ServiceUnavailable", message="later"))
+    removal = harness.remove(raw_spec(), deleting_since=harness.clock.now - 10_000)
+    assert not removal.done
+    assert removal.result.retry_after is not None
+    assert "ServiceUnavailable" in removal.result.message
+    harness.port.delete_failures.append(ArmError(status=503, code="ServiceUnavailable", message="later"))
+    removal = harness.remove(raw_spec(), deleting_since=harness.clock.now - 10_000)
+    assert not removal.done
+    assert removal.result.reason == reasons.AZURE_ERROR
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
+def test_a_transient_failure_resolving_the_role_on_removal_does_not_release_the_object() -> None:
+    harness = Harness()
+    harness.reconcile(raw_spec())
+    restarted = role_assignments.RoleAssignmentHooks(harness.port, clock=harness.clock)
+    harness.life.hooks = restarted  # a fresh process: nothing cached
+    harness.port.failures.append(ArmError(status=503, code="ServiceUnavailable", message="later"))
+    removal = harness.remove(raw_spec())
+    assert not removal.done
+    assert len(harness.port.at_scope(RG_SCOPE)) == 1

@@ -1,16 +1,20 @@
-"""The RoleAssignment spec model and the handler helpers that read objects: role definition ID forms,
-condition version default, which identity an object references, and which other objects share a grant.
+"""The RoleAssignment spec model and the hooks that read objects for the controller: role definition ID
+forms, condition version default, the scope checked as an ARM ID (`RoleAssignmentHooks.parse`), which
+identity an object references (`RoleAssignmentHooks.reference`), and the key under which other objects
+declaring the same grant are found (`RoleAssignmentHooks.sharing_keys`, `ObjectState.shared_with`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import kopf
 import pytest
 
 from azure_identity_operator.api import role_assignment as api
-from azure_identity_operator.handlers import role_assignments as handlers
+from azure_identity_operator.reconcilers.role_assignments import RoleAssignmentHooks
+
+from .fake_authorization import FakeAuthorization
+from .objects import object_state
 
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000aaaa"
 OTHER_SUBSCRIPTION = "00000000-0000-0000-0000-00000000bbbb"
@@ -73,27 +77,36 @@ def test_invalid_specs_name_the_field(overrides: dict[str, Any], field: str) -> 
         api.parse_spec(spec(**overrides))
 
 
-def test_the_referenced_identity_is_read_from_the_raw_body() -> None:
-    assert handlers.referenced_identity({"spec": spec()}) == ("UserAssignedIdentity", "app")
+def hooks() -> RoleAssignmentHooks:
+    return RoleAssignmentHooks(FakeAuthorization())
+
+
+def test_the_scope_is_checked_as_an_arm_id_when_the_spec_is_parsed() -> None:
+    parsed = hooks().parse(object_state("RoleAssignment", "reader", spec=spec(scope=SCOPE.upper())))
+    assert parsed.role == "Reader"
+    with pytest.raises(api.InvalidSpec, match=r"spec\.scope"):
+        hooks().parse(object_state("RoleAssignment", "reader", spec=spec(scope=f"{SCOPE}/providers/x")))
+
+
+def test_the_referenced_identity_is_read_from_the_raw_spec() -> None:
+    assert hooks().reference(spec()) == ("UserAssignedIdentity", "app")
     system = spec(principal={"identityRef": {"kind": "SystemAssignedIdentity", "name": "vm"}})
-    assert handlers.referenced_identity({"spec": system}) == ("SystemAssignedIdentity", "vm")
-    raw = spec(principal={"principalId": READER})
-    assert handlers.referenced_identity({"spec": raw}) is None
-    assert handlers.referenced_identity({}) is None
+    assert hooks().reference(system) == ("SystemAssignedIdentity", "vm")
+    assert hooks().reference(spec(principal={"principalId": READER})) is None
+    assert hooks().reference(spec(principal={"identityRef": {"name": ""}})) is None
+    assert hooks().reference(spec(principal="app")) is None
+    assert hooks().reference({}) is None
 
 
-def test_other_live_objects_recording_the_same_assignment_are_found() -> None:
-    body = kopf.Body({"metadata": {"uid": "me", "namespace": "ns", "name": "mine"}})
-    index = {
-        "shared": [
-            ("me", "ns", "mine", False),
-            ("other", "ns", "theirs", False),
-            ("gone", "ns", "old", True),
-        ],
-        "alone": [("me", "ns", "mine", False)],
-    }
-    declared_elsewhere = handlers.declared_elsewhere_fn(body, {handlers.ASSIGNMENT_INDEX: index})
-    assert list(declared_elsewhere("SHARED")) == ["ns/theirs"]
-    assert list(declared_elsewhere("alone")) == []
-    assert list(declared_elsewhere("unknown")) == []
-    assert list(handlers.declared_elsewhere_fn(body, {})("shared")) == []
+def test_objects_declaring_the_same_grant_share_the_name_they_last_reported() -> None:
+    reported = object_state("RoleAssignment", "mine", spec=spec(), status={"name": "ABC-Def"})
+    assert tuple(hooks().sharing_keys(reported)) == ("abc-def",)
+    assert tuple(hooks().sharing_keys(object_state("RoleAssignment", "new", spec=spec()))) == ()
+
+
+def test_the_objects_sharing_a_key_are_what_the_state_says() -> None:
+    others = {"abc-def": ["ns/theirs"]}
+    state = object_state("RoleAssignment", "mine", spec=spec(), shared_with=lambda key: others.get(key, []))
+    assert list(state.shared_with("abc-def")) == ["ns/theirs"]
+    assert list(state.shared_with("unknown")) == []
+    assert list(object_state("RoleAssignment", "alone").shared_with("abc-def")) == []

@@ -1,4 +1,6 @@
-"""The Ready condition and the status computed from an outcome: transitions, idempotency, patches."""
+"""The Ready condition and the status computed from an outcome: transitions, idempotency, patches, the
+kstatus conditions (a slowly retried failure is still Stalled; Paused is neither), and an outcome's
+changes."""
 
 from azure_identity_operator.status import conditions, outcome, reasons, report
 
@@ -109,3 +111,50 @@ def test_kstatus_conditions_keep_their_transition_time_while_they_hold() -> None
         )
         == {}
     )
+
+
+def test_a_failure_a_person_must_fix_is_stalled_even_while_it_is_retried_slowly() -> None:
+    for reason in (
+        reasons.AUTHORIZATION_FAILED,
+        reasons.RESOURCE_GROUP_NOT_FOUND,
+        reasons.SUBSCRIPTION_NOT_FOUND,
+        reasons.AZURE_REJECTED,
+    ):
+        result = outcome.not_ready(reason, "fix it in Azure", retry_after=60)
+        assert result.needs_user_action, reason
+        status = report.next_status(None, result, generation=1, now="T")
+        assert condition_types(status) == {"Ready": "False", "Stalled": "True"}, reason
+
+
+def test_progressing_reasons_are_reconciling_even_without_a_retry() -> None:
+    for reason in sorted(reasons.PROGRESSING):
+        result = outcome.not_ready(reason, "on its way")
+        assert not result.needs_user_action, reason
+        status = report.next_status(None, result, generation=1, now="T")
+        assert condition_types(status) == {"Ready": "False", "Reconciling": "True"}, reason
+
+
+def test_paused_is_neither_reconciling_nor_stalled() -> None:
+    stalled = report.next_status(None, outcome.not_ready(reasons.INVALID_SPEC, "bad"), generation=1, now="T1")
+    paused_result = outcome.not_ready(reasons.PAUSED, "skip")
+    assert not paused_result.needs_user_action
+    paused = report.next_status(stalled, paused_result, generation=1, now="T2")
+    assert condition_types(paused) == {"Ready": "False"}
+    assert paused["conditions"][0]["reason"] == reasons.PAUSED
+
+
+def test_changes_are_not_part_of_the_status() -> None:
+    created = outcome.Change(reason=outcome.CREATED, message="created it")
+    with_change = outcome.succeeded("ok", {"id": "x"}, changes=(created,))
+    without = outcome.succeeded("ok", {"id": "x"})
+    first = report.next_status(None, with_change, generation=1, now="T")
+    assert report.next_status(None, without, generation=1, now="T") == first
+    assert report.status_patch(first, report.next_status(first, without, generation=1, now="T2")) == {}
+
+
+def test_changes_made_before_a_step_come_first() -> None:
+    created = outcome.Change(reason=outcome.CREATED, message="created it")
+    tagged = outcome.Change(reason=outcome.UPDATED, message="tagged it")
+    failed = outcome.not_ready(reasons.AZURE_ERROR, "then failed", changes=(tagged,))
+    assert failed.with_changes(created).changes == (created, tagged)
+    assert failed.with_changes().changes == (tagged,)

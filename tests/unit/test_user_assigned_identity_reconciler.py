@@ -1,5 +1,7 @@
-"""The UserAssignedIdentity reconciler with plain data: create, adopt, converge tags, drift, bad input,
-cleanup by deletion policy. Every scenario runs a second time and must write nothing then."""
+"""`UserAssignedIdentityHooks` run by the generic flow, with plain data: create, adopt, converge tags,
+drift, bad input, Azure's refusals, the changes each pass reports, exporting the IDs, attaching, and
+removal (deletion policy, a spec that was never valid, already gone, refused, force-deleted, never
+owned). Every reconcile scenario runs a second time, which must write nothing and report no change."""
 
 from __future__ import annotations
 
@@ -11,10 +13,14 @@ import pytest
 
 from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.arm.identities import IdentityRef
-from azure_identity_operator.reconcilers import user_assigned_identities as reconciler
-from azure_identity_operator.status import outcome, reasons, report
+from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers.kube_port import KubernetesError
+from azure_identity_operator.reconcilers.user_assigned_identities import UserAssignedIdentityHooks
+from azure_identity_operator.status import outcome, reasons
 
+from .fake_resources import VM, FakeResourcePort
 from .fakes import TENANT_ID, FakeIdentityPort
+from .objects import Life, reasons_of
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 REF = IdentityRef(SUBSCRIPTION, "rg-apps", "payments")
@@ -24,52 +30,56 @@ def spec(**overrides: Any) -> dict[str, Any]:
     return {"resourceGroup": "rg-apps", "location": "westeurope", "tags": {"team": "pay"}, **overrides}
 
 
-class Object:
-    """A UserAssignedIdentity as the API server holds it: its spec and the status reconciles report."""
+class FakeConfigMaps:
+    """`ConfigMapPort` in memory: the ConfigMaps written, and a refusal to raise instead."""
 
-    def __init__(self, port: FakeIdentityPort, spec: Mapping[str, Any], name: str = "payments") -> None:
-        self.port = port
-        self.spec = dict(spec)
-        self.name = name
-        self.status: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.maps: dict[tuple[str, str], dict[str, str]] = {}
+        self.owners: dict[tuple[str, str], Mapping[str, str] | None] = {}
+        self.writes = 0
+        self.refusal: KubernetesError | None = None
 
-    def reconcile(self) -> outcome.Outcome:
-        result = asyncio.run(
-            reconciler.reconcile(
-                self.port,
-                self.spec,
-                object_name=self.name,
-                default_subscription_id=SUBSCRIPTION,
-                default_tenant_id=TENANT_ID,
-                status=self.status,
-            )
-        )
-        self.status = report.next_status(self.status, result, generation=1, now="2026-01-01T00:00:00Z")
-        return result
+    async def export_config_map(
+        self, *, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, str] | None
+    ) -> bool:
+        if self.refusal is not None:
+            raise self.refusal
+        merged = {**self.maps.get((namespace, name), {}), **data}
+        if self.maps.get((namespace, name)) == merged:
+            return False
+        self.maps[(namespace, name)] = merged
+        self.owners[(namespace, name)] = owner
+        self.writes += 1
+        return True
 
-    def reconcile_twice(self) -> outcome.Outcome:
-        first = self.reconcile()
-        writes = len(self.port.writes)
-        second = self.reconcile()
-        assert self.port.writes[writes:] == [], "the second reconcile must write nothing"
-        assert second == first
-        return first
 
-    def cleanup(self) -> outcome.Outcome | None:
-        return asyncio.run(
-            reconciler.cleanup(
-                self.port,
-                self.spec,
-                object_name=self.name,
-                default_subscription_id=SUBSCRIPTION,
-                status=self.status,
-            )
-        )
+def identity_object(
+    port: FakeIdentityPort,
+    body: Mapping[str, Any],
+    name: str = "payments",
+    *,
+    resources: FakeResourcePort | None = None,
+    config_maps: FakeConfigMaps | None = None,
+) -> Life:
+    resources = resources or FakeResourcePort()
+    hooks = UserAssignedIdentityHooks(
+        port,
+        resources,
+        config_maps,
+        default_subscription_id=SUBSCRIPTION,
+        default_tenant_id=TENANT_ID,
+    )
+    return Life(
+        hooks,
+        body,
+        name=name,
+        writes=lambda: len(port.writes) + len(resources.writes) + (config_maps.writes if config_maps else 0),
+    )
 
 
 def test_creates_the_identity_and_reports_its_ids() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     result = obj.reconcile_twice()
     identity = port.identity(REF)
     assert identity is not None
@@ -82,53 +92,62 @@ def test_creates_the_identity_and_reports_its_ids() -> None:
     assert obj.status["adopted"] is False
     assert identity.tags == {"team": "pay"}
     assert port.writes_of("create_or_update_identity") == [REF.id]
+    (created,) = result.changes
+    assert created.reason == outcome.CREATED
+    assert "'payments'" in created.message
+    assert identity.principal_id in created.message
 
 
 def test_azure_name_and_subscription_override_the_defaults() -> None:
     port = FakeIdentityPort()
     other = "11111111-2222-3333-4444-555555555555"
-    obj = Object(port, spec(azureName="id-payments-prod", subscriptionId=other))
-    obj.reconcile_twice()
+    obj = identity_object(port, spec(azureName="id-payments-prod", subscriptionId=other))
+    assert reasons_of(obj.reconcile_twice().changes) == [outcome.CREATED]
     assert port.identity(IdentityRef(other, "rg-apps", "id-payments-prod")) is not None
 
 
 def test_adopts_an_existing_identity_keeping_its_ids() -> None:
     port = FakeIdentityPort()
     existing = port.put_identity_directly(REF, location="westeurope", tags={"team": "pay"})
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     result = obj.reconcile_twice()
     assert result.ready
     assert obj.status["adopted"] is True
     assert obj.status["principalId"] == existing.principal_id
     assert port.writes == []
+    assert result.changes == (), "taking an identity over as it is changes nothing in Azure"
     assert "adopted" in result.message
 
 
 def test_converges_tags_with_a_patch_and_nothing_else() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     obj.reconcile()
     principal = obj.status["principalId"]
     obj.spec = spec(tags={"team": "pay", "env": "prod"})
-    obj.reconcile_twice()
+    result = obj.reconcile_twice()
     assert port.identity(REF).tags == {"team": "pay", "env": "prod"}  # type: ignore[union-attr]
     assert port.writes_of("update_identity_tags") == [REF.id]
     assert len(port.writes_of("create_or_update_identity")) == 1
     assert obj.status["principalId"] == principal
+    assert reasons_of(result.changes) == [outcome.UPDATED], "a user's change, not drift"
 
 
 def test_tags_changed_behind_our_back_are_repaired() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     obj.reconcile()
     asyncio.run(port.update_identity_tags(REF, tags={"team": "someone-else"}))
-    obj.reconcile_twice()
+    result = obj.reconcile_twice()
     assert port.identity(REF).tags == {"team": "pay"}  # type: ignore[union-attr]
+    (repaired,) = result.changes
+    assert repaired.reason == outcome.DRIFT_REPAIRED
+    assert "changed in Azure" in repaired.message
 
 
 def test_identity_deleted_behind_our_back_is_recreated_with_new_ids_reported() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     obj.reconcile()
     old_principal = obj.status["principalId"]
     port.delete_identity_directly(REF)
@@ -137,14 +156,28 @@ def test_identity_deleted_behind_our_back_is_recreated_with_new_ids_reported() -
     assert obj.status["principalId"] != old_principal
     assert obj.status["principalId"] == port.identity(REF).principal_id  # type: ignore[union-attr]
     assert obj.status["adopted"] is False
+    (recreated,) = result.changes
+    assert recreated.reason == outcome.RECREATED
+    assert obj.status["principalId"] in recreated.message
+
+
+def test_renaming_the_identity_creates_the_new_one_as_created_not_recreated() -> None:
+    port = FakeIdentityPort()
+    obj = identity_object(port, spec())
+    obj.reconcile()
+    obj.spec = spec(azureName="payments-v2")
+    result = obj.reconcile()
+    assert result.ready
+    assert reasons_of(result.changes) == [outcome.CREATED]
 
 
 def test_an_identity_in_another_location_is_a_conflict_not_a_move() -> None:
     port = FakeIdentityPort()
     port.put_identity_directly(REF, location="eastus", tags={})
-    result = Object(port, spec()).reconcile_twice()
+    result = identity_object(port, spec()).reconcile_twice()
     assert not result.ready
     assert result.reason == reasons.CONFLICT
+    assert result.needs_user_action
     assert result.retry_after is None
     assert "eastus" in result.message
     assert port.writes == []
@@ -153,7 +186,9 @@ def test_an_identity_in_another_location_is_a_conflict_not_a_move() -> None:
 def test_location_spelling_does_not_count_as_a_difference() -> None:
     port = FakeIdentityPort()
     port.put_identity_directly(REF, location="westeurope", tags={"team": "pay"})
-    assert Object(port, spec(location="West Europe")).reconcile_twice().ready
+    result = identity_object(port, spec(location="West Europe")).reconcile_twice()
+    assert result.ready
+    assert result.changes == ()
 
 
 @pytest.mark.parametrize(
@@ -171,7 +206,7 @@ def test_bad_input_is_invalid_spec_without_any_azure_call(
     name: str, overrides: dict[str, Any], needle: str
 ) -> None:
     port = FakeIdentityPort()
-    result = Object(port, spec(**overrides), name=name).reconcile_twice()
+    result = identity_object(port, spec(**overrides), name=name).reconcile_twice()
     assert not result.ready
     assert result.reason == reasons.INVALID_SPEC
     assert needle in result.message
@@ -180,100 +215,240 @@ def test_bad_input_is_invalid_spec_without_any_azure_call(
     assert port.reads == []
 
 
-def test_missing_resource_group_needs_the_user() -> None:
+def test_missing_resource_group_needs_the_user_and_is_retried_slowly() -> None:
     port = FakeIdentityPort(any_group=False)
-    result = Object(port, spec()).reconcile_twice()
+    result = identity_object(port, spec()).reconcile_twice()
     assert result.reason == reasons.RESOURCE_GROUP_NOT_FOUND
-    assert result.retry_after is None
+    assert result.needs_user_action
+    assert result.retry_after == 60
     assert "rg-apps" in result.message
     assert "Create resource group" in result.message
+    port.add_resource_group(SUBSCRIPTION, "rg-apps")
+    assert identity_object(port, spec()).reconcile().ready
+
+
+def test_an_unknown_subscription_has_its_own_reason_and_names_the_field() -> None:
+    port = FakeIdentityPort()
+    port.fail_next(
+        "get_identity",
+        ArmError(status=404, code="SubscriptionNotFound", message="The subscription could not be found."),
+        times=2,
+    )
+    result = identity_object(port, spec()).reconcile_twice()
+    assert result.reason == reasons.SUBSCRIPTION_NOT_FOUND
+    assert result.needs_user_action
+    assert result.retry_after == 60
+    assert "spec.subscriptionId" in result.message
 
 
 def test_transient_and_throttled_failures_retry() -> None:
     port = FakeIdentityPort()
     port.fail_next("create_or_update_identity", ArmError(status=503, code="ServiceUnavailable", message="x"))
-    result = Object(port, spec()).reconcile()
+    result = identity_object(port, spec()).reconcile()
     assert result.reason == reasons.AZURE_ERROR
     assert result.retry_after
+    assert not result.needs_user_action
+    assert result.changes == ()
     port.fail_next("get_identity", ArmError(status=429, code="Throttled", message="x", retry_after=7))
-    result = Object(port, spec()).reconcile()
+    result = identity_object(port, spec()).reconcile()
     assert result.reason == reasons.THROTTLED
     assert result.retry_after == 7
 
 
-def test_authorization_failure_waits_for_the_user() -> None:
+def test_a_transient_failure_keeps_the_user_hint_out_of_the_message() -> None:
+    port = FakeIdentityPort()
+    port.fail_next("get_identity", ArmError(status=503, code="ResourceGroupNotFound", message="flaky"))
+    result = identity_object(port, spec()).reconcile()
+    assert result.reason == reasons.AZURE_ERROR
+    assert "Create resource group" not in result.message
+
+
+def test_authorization_failure_needs_the_user_and_is_retried_slowly() -> None:
     port = FakeIdentityPort()
     port.fail_next(
         "create_or_update_identity",
         ArmError(status=403, code="AuthorizationFailed", message="does not have authorization"),
     )
-    result = Object(port, spec()).reconcile()
+    result = identity_object(port, spec()).reconcile()
     assert result.reason == reasons.AUTHORIZATION_FAILED
-    assert result.retry_after is None
+    assert result.needs_user_action
+    assert result.retry_after == 60
+    assert result.changes == ()
 
 
-def test_cleanup_deletes_the_recorded_identity() -> None:
+def test_the_ids_are_exported_to_the_config_map_named_in_the_spec() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    config_maps = FakeConfigMaps()
+    obj = identity_object(
+        port, spec(exportTo={"configMap": {"name": "payments-ids"}}), config_maps=config_maps
+    )
+    result = obj.reconcile_twice()
+    assert result.ready
+    identity = port.identity(REF)
+    assert identity is not None
+    assert config_maps.maps[("team", "payments-ids")] == {
+        "clientId": identity.client_id,
+        "principalId": identity.principal_id,
+        "tenantId": TENANT_ID,
+        "resourceId": REF.id,
+    }
+    owner = config_maps.owners[("team", "payments-ids")]
+    assert owner is not None
+    assert owner["kind"] == "UserAssignedIdentity"
+    assert (owner["name"], owner["uid"]) == ("payments", obj.state().uid)
+
+
+def test_a_config_map_the_api_server_refuses_is_an_invalid_spec_that_keeps_the_ids() -> None:
+    port = FakeIdentityPort()
+    config_maps = FakeConfigMaps()
+    config_maps.refusal = KubernetesError(422, "metadata.name: Invalid value: 'Bad_Name'")
+    obj = identity_object(port, spec(exportTo={"configMap": {"name": "Bad_Name"}}), config_maps=config_maps)
+    result = obj.reconcile_twice()
+    assert result.reason == reasons.INVALID_SPEC
+    assert "spec.exportTo.configMap.name" in result.message
+    assert obj.status["id"] == REF.id, "without the IDs the next pass would take its own identity as adopted"
+    assert obj.status["adopted"] is False
+    assert reasons_of(result.changes) == [outcome.CREATED], "the identity was created all the same"
+
+    config_maps.refusal = KubernetesError(None, "connection refused")
+    unreachable = obj.reconcile()
+    assert unreachable.reason == reasons.OPERATOR_ERROR
+    assert unreachable.retry_after == flow.UNEXPECTED_ERROR_RETRY_SECONDS
+
+
+def test_the_identity_is_attached_to_the_resources_the_spec_lists() -> None:
+    port = FakeIdentityPort()
+    resources = FakeResourcePort()
+    resources.add(VM, system=True)
+    obj = identity_object(port, spec(attachTo=[VM]), resources=resources)
+    result = obj.reconcile_twice()
+    assert result.ready
+    assert "attached to 1 resource(s)" in result.message
+    state = resources.state(VM)
+    assert state is not None
+    assert [a.id for a in state.identity.user_assigned] == [REF.id]
+    assert state.identity.system_assigned
+    assert reasons_of(result.changes) == [outcome.CREATED, outcome.UPDATED]
+    assert obj.status["attachments"] == [
+        {"resourceId": VM, "state": "Attached", "reason": reasons.SUCCEEDED, "message": "attached to vm1"}
+    ]
+
+
+def test_removal_deletes_the_identity_and_a_second_removal_is_done_too() -> None:
+    port = FakeIdentityPort()
+    obj = identity_object(port, spec())
     obj.reconcile()
-    assert obj.cleanup() is None
+    removal = obj.remove()
+    assert removal.done
+    assert removal.warning is None
     assert port.identity(REF) is None
-    assert obj.cleanup() is None  # already gone counts as done
+    assert reasons_of(removal.result.changes) == [outcome.DELETED]
+    again = obj.remove()  # already gone counts as done
+    assert again.done
+    assert again.result.changes == ()
 
 
-def test_cleanup_with_orphan_policy_leaves_the_identity() -> None:
+def test_removal_detaches_the_identity_first_and_waits_while_a_detach_fails() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec(deletionPolicy="Orphan"))
+    resources = FakeResourcePort()
+    resources.add(VM)
+    obj = identity_object(port, spec(attachTo=[VM]), resources=resources)
     obj.reconcile()
-    assert obj.cleanup() is None
+    resources.fail_next_patch = ArmError(status=403, code="AuthorizationFailed", message="no rights")
+    blocked = obj.remove()
+    assert not blocked.done
+    assert blocked.result.reason == reasons.DELETION_BLOCKED
+    assert blocked.result.retry_after
+    assert port.identity(REF) is not None, "never deleted while a resource still names it"
+    assert obj.status["attachments"][0]["state"] == "Detaching"
+    removal = obj.remove()
+    assert removal.done
+    assert port.identity(REF) is None
+    state = resources.state(VM)
+    assert state is not None
+    assert state.identity.user_assigned == ()
+
+
+def test_removal_with_orphan_policy_leaves_the_identity() -> None:
+    port = FakeIdentityPort()
+    obj = identity_object(port, spec(deletionPolicy="Orphan"))
+    obj.reconcile()
+    removal = obj.remove()
+    assert removal.done
+    assert "Orphan" in removal.result.message
     assert port.identity(REF) is not None
     assert port.writes_of("delete_identity") == []
 
 
-def test_cleanup_of_an_object_that_never_was_valid_touches_nothing() -> None:
+def test_removal_of_an_object_that_never_was_valid_touches_nothing() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec(), name="bad.name")
+    obj = identity_object(port, spec(), name="bad.name")
     obj.reconcile()
-    assert obj.cleanup() is None
+    assert obj.remove().done
     assert port.writes == []
+    assert port.reads == []
 
 
-def test_cleanup_when_the_resource_group_is_gone_is_done() -> None:
+@pytest.mark.parametrize("method", ["get_identity", "delete_identity"])
+def test_removal_when_the_resource_group_is_gone_is_done(method: str) -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     obj.reconcile()
-    port.fail_next("delete_identity", ArmError(status=404, code="ResourceGroupNotFound", message="gone"))
-    assert obj.cleanup() is None
+    port.fail_next(method, ArmError(status=404, code="ResourceGroupNotFound", message="gone"))
+    removal = obj.remove()
+    assert removal.done
+    assert removal.warning is None
 
 
-def test_blocked_cleanup_explains_itself_and_retries() -> None:
+def test_blocked_removal_explains_itself_retries_and_yields_to_force_delete() -> None:
     port = FakeIdentityPort()
-    obj = Object(port, spec())
+    obj = identity_object(port, spec())
     obj.reconcile()
     port.fail_next("delete_identity", ArmError(status=403, code="AuthorizationFailed", message="denied"))
-    blocked = obj.cleanup()
-    assert blocked is not None
-    assert blocked.reason == reasons.DELETION_BLOCKED
-    assert blocked.retry_after
-    assert "denied" in blocked.message
-    assert "Orphan" in blocked.message
+    blocked = obj.remove()
+    assert not blocked.done
+    assert blocked.result.reason == reasons.DELETION_BLOCKED
+    assert blocked.result.retry_after == flow.DELETION_RETRY_SECONDS
+    assert "denied" in blocked.result.message
+    assert "Orphan" in blocked.result.message
+    assert flow.FORCE_DELETE_ANNOTATION in blocked.result.message
+    assert port.identity(REF) is not None
+
+    port.fail_next("delete_identity", ArmError(status=403, code="AuthorizationFailed", message="denied"))
+    forced = obj.remove(annotations={flow.FORCE_DELETE_ANNOTATION: "true"})
+    assert forced.done
+    assert forced.warning is not None
+    assert "may remain in Azure" in forced.warning
     assert port.identity(REF) is not None
 
 
-def test_cleanup_never_deletes_a_same_named_identity_it_never_owned() -> None:
+def test_removal_never_deletes_a_same_named_identity_it_never_owned() -> None:
     port = FakeIdentityPort()
     port.put_identity_directly(REF, location="eastus", tags={})
-    obj = Object(port, spec())  # westeurope: a Conflict, nothing recorded
+    obj = identity_object(port, spec())  # westeurope: a Conflict, nothing recorded
     assert obj.reconcile().reason == reasons.CONFLICT
     assert "id" not in obj.status
-    assert obj.cleanup() is None
+    removal = obj.remove()
+    assert removal.done
+    assert removal.result.changes == ()
     assert port.identity(REF) is not None
     assert port.writes == []
 
 
-def test_cleanup_after_a_crash_before_the_status_write_deletes_the_matching_identity() -> None:
+def test_removal_after_a_crash_before_the_status_write_deletes_the_matching_identity() -> None:
     port = FakeIdentityPort()
     asyncio.run(port.create_or_update_identity(REF, location="westeurope", tags={"team": "pay"}))
-    obj = Object(port, spec())  # the status write never happened
-    assert obj.cleanup() is None
+    obj = identity_object(port, spec())  # the status write never happened
+    assert obj.remove().done
     assert port.identity(REF) is None
+
+
+def test_removal_never_follows_a_status_pointed_at_another_identity() -> None:
+    port = FakeIdentityPort()
+    theirs = IdentityRef(SUBSCRIPTION, "rg-other", "theirs")
+    port.put_identity_directly(theirs, location="westeurope", tags={})
+    obj = identity_object(port, spec())
+    obj.status = {"id": theirs.id, "principalId": "p"}  # written by someone allowed to patch /status
+    assert obj.remove().done
+    assert port.identity(theirs) is not None
+    assert port.writes_of("delete_identity") == []

@@ -41,6 +41,7 @@ class DesiredCredential:
     issuer: str
     subject: str
     audiences: tuple[str, ...]
+    deletion_policy: DeletionPolicy = "Delete"
 
 
 def parse_spec(spec: Mapping[str, Any] | None) -> FederatedIdentityCredentialSpec:
@@ -87,4 +88,5 @@ def desired_credential(
         issuer=issuer,
         subject=subject,
         audiences=audiences,
+        deletion_policy=spec.deletion_policy,
     )

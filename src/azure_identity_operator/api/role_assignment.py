@@ -115,7 +115,7 @@ def parse_spec(raw: Mapping[str, Any] | None) -> RoleAssignmentSpec:
     spec = parse_model(RoleAssignmentSpec, raw)
     _check_principal(spec.principal)
     _check_role(spec)
-    if not spec.scope.strip().startswith("/subscriptions/"):
+    if not spec.scope.strip().lower().startswith("/subscriptions/"):
         # The full ARM ID check needs the arm layer; the reconciler runs it (`reconcilers.role_assignments`).
         raise InvalidSpec(
             f"spec.scope {spec.scope!r} is not an ARM ID; write a subscription, resource group or resource "

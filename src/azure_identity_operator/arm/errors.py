@@ -3,8 +3,10 @@
 The SDK adapter (`arm.sdk`) turns every SDK exception into an `ArmError`; reconcilers catch the errors
 they have a plan for (a 404 that means "create it", `RoleAssignmentExists` that means "adopt it") and let
 the rest reach `outcome_for`, the one table that says which errors heal by themselves (retry with backoff)
-and which need the user (stop retrying until the spec changes). Unknown 400s need the user; anything else
-unknown is assumed transient, the same rule Azure Service Operator follows.
+and which need a person (Stalled; some still retried slowly, so a fix made in Azure is noticed within
+minutes). The transport decides first: a 5xx or a 429 is transient whatever code it carries (a token
+endpoint's 500 is not a refused credential). Then the code table; then unknown 400s need the user and
+anything else unknown is assumed transient, the rule Azure Service Operator follows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,20 @@ from azure_identity_operator.status import outcome, reasons
 
 DEFAULT_RETRY_SECONDS = 10.0
 THROTTLE_DEFAULT_SECONDS = 30.0
+SLOW_RETRY_SECONDS = 60.0
+"""First retry of a failure a person must fix in Azure (a missing role, resource group or subscription, a
+lock): retried anyway, doubling up to `handlers` cap of 10 minutes, so the object follows the fix soon."""
+
+GONE_CODES = frozenset(
+    {
+        "ResourceNotFound",
+        "NotFound",
+        "ResourceGroupNotFound",
+        "ParentResourceNotFound",
+        "SubscriptionNotFound",
+    }
+)
+"""Codes that, when deleting, mean the thing is already gone (with its resource group or subscription)."""
 
 
 class ErrorClass(enum.Enum):
@@ -48,20 +64,33 @@ class ArmError(Exception):
     def is_not_found(self) -> bool:
         return self.error_class is ErrorClass.NOT_FOUND
 
+    @property
+    def is_gone(self) -> bool:
+        """Whether, for a read or a delete, the thing is not (or no longer) there: a 404, or a code saying
+        its resource group or subscription is gone. The one "already gone" rule of every cleanup."""
+        return self.status == 404 or self.code in GONE_CODES
+
+    @property
+    def is_transient(self) -> bool:
+        """Whether the transport says nothing about the request itself: a 5xx, a 429, no response."""
+        return self.error_class in (ErrorClass.RETRYABLE, ErrorClass.THROTTLED)
+
 
 # Codes whose meaning does not follow from the status code alone: (class, Ready reason, retry seconds).
 _BY_CODE: dict[str, tuple[ErrorClass, str, float | None]] = {
-    "ResourceGroupNotFound": (ErrorClass.NEEDS_USER, reasons.RESOURCE_GROUP_NOT_FOUND, None),
-    "SubscriptionNotFound": (ErrorClass.NEEDS_USER, reasons.INVALID_SPEC, None),
+    "ResourceGroupNotFound": (ErrorClass.NEEDS_USER, reasons.RESOURCE_GROUP_NOT_FOUND, SLOW_RETRY_SECONDS),
+    "SubscriptionNotFound": (ErrorClass.NEEDS_USER, reasons.SUBSCRIPTION_NOT_FOUND, SLOW_RETRY_SECONDS),
     "InvalidSubscriptionId": (ErrorClass.NEEDS_USER, reasons.INVALID_SPEC, None),
     "MissingSubscription": (ErrorClass.NEEDS_USER, reasons.INVALID_SPEC, None),
-    "AuthorizationFailed": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, None),
-    "LinkedAuthorizationFailed": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, None),
+    "AuthorizationFailed": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, SLOW_RETRY_SECONDS),
+    "LinkedAuthorizationFailed": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, SLOW_RETRY_SECONDS),
     "InvalidAuthenticationToken": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, None),
     "AuthenticationFailed": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, None),
-    "CredentialUnavailable": (ErrorClass.NEEDS_USER, reasons.AUTHORIZATION_FAILED, None),
+    # No credential could even ask for a token (a projected service-account token not mounted yet, IMDS
+    # not answering yet): usually heals by itself; the message lists what was tried.
+    "CredentialUnavailable": (ErrorClass.RETRYABLE, reasons.AZURE_ERROR, DEFAULT_RETRY_SECONDS),
     "RequestDisallowedByPolicy": (ErrorClass.NEEDS_USER, reasons.AZURE_REJECTED, None),
-    "ScopeLocked": (ErrorClass.NEEDS_USER, reasons.AZURE_REJECTED, None),
+    "ScopeLocked": (ErrorClass.NEEDS_USER, reasons.AZURE_REJECTED, SLOW_RETRY_SECONDS),
     "RoleDefinitionDoesNotExist": (ErrorClass.NEEDS_USER, reasons.ROLE_NOT_FOUND, None),
     "InvalidRoleDefinitionId": (ErrorClass.NEEDS_USER, reasons.INVALID_SPEC, None),
     "InvalidPrincipalId": (ErrorClass.NEEDS_USER, reasons.INVALID_SPEC, None),
@@ -88,13 +117,15 @@ _BY_CODE: dict[str, tuple[ErrorClass, str, float | None]] = {
 
 
 def classify(error: ArmError) -> ErrorClass:
+    if error.status == 429:
+        return ErrorClass.THROTTLED
+    if error.status is not None and error.status >= 500:
+        return ErrorClass.RETRYABLE
     known = _BY_CODE.get(error.code)
     if known is not None:
         return known[0]
     if error.status == 404:
         return ErrorClass.NOT_FOUND
-    if error.status == 429:
-        return ErrorClass.THROTTLED
     if error.status == 400:
         return ErrorClass.NEEDS_USER
     return ErrorClass.RETRYABLE
@@ -106,11 +137,12 @@ def outcome_for(error: ArmError, *, action: str) -> outcome.Outcome:
     message = f"{action}: {error}"
     if error.request_id:
         message += f" (request id {error.request_id})"
+    error_class = classify(error)
     known = _BY_CODE.get(error.code)
-    if known is not None:
+    if known is not None and error_class is known[0]:
         _, reason, retry = known
         return outcome.not_ready(reason, message, retry_after=retry)
-    match classify(error):
+    match error_class:
         case ErrorClass.THROTTLED:
             return outcome.not_ready(
                 reasons.THROTTLED, message, retry_after=error.retry_after or THROTTLE_DEFAULT_SECONDS

@@ -1,4 +1,4 @@
-"""The dependencies every handler needs, built once by the composition root (`app`)."""
+"""The dependencies every kind needs, built once by the composition root (`app`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from azure_identity_operator import config
 from azure_identity_operator.arm.authorization import AuthorizationPort
 from azure_identity_operator.arm.identities import IdentityPort
 from azure_identity_operator.arm.resources import ResourcePort
-from azure_identity_operator.handlers.dependants import DependantWiring
 from azure_identity_operator.handlers.kube import KubeWriter
 
 
@@ -17,7 +16,6 @@ class OperatorContext:
     settings: config.Settings
     identities: IdentityPort
     kube: KubeWriter
-    dependants: DependantWiring
     authorization: AuthorizationPort
     """Role definitions and role assignments."""
     resources: ResourcePort

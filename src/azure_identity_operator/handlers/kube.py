@@ -1,8 +1,9 @@
-"""Kubernetes writes beyond kopf's own patches of the object being handled.
+"""Every Kubernetes write of the operator: status, its finalizer, Events, exported ConfigMaps.
 
-kopf patches the object a handler runs for; anything else (waking dependants, exporting IDs to a
-ConfigMap) goes through the official `kubernetes` client, whose calls block, so each runs in a worker
-thread and never on kopf's event loop.
+kopf only watches; the controller (`handlers.controller`) writes through the official `kubernetes`
+client, whose calls block, so each runs in a worker thread and never on the event loop. A write that finds
+the object gone raises `ObjectGone`; one that lost a race with another writer raises `WriteConflict`;
+any other refusal of a ConfigMap export is a `KubernetesError` the reconcilers understand.
 
 The client's API classes are huge modules that take seconds to import; they load in a background thread
 from start-up on, so the operator's start is not delayed and the first write waits (in its worker thread)
@@ -12,6 +13,10 @@ only for whatever is still loading.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import os
+import secrets
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +25,22 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from azure_identity_operator.api import constants
+from azure_identity_operator.reconcilers.kube_port import KubernetesError
+
+EVENT_SOURCE = "azure-identity-operator"
+"""How Events name their source (`kubectl describe` shows it under From)."""
+REPORTING_CONTROLLER = f"{constants.GROUP}/{EVENT_SOURCE}"
+MAX_EVENT_MESSAGE = 1024
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+class ObjectGone(Exception):
+    """The object was deleted while the operator worked on it."""
+
+
+class WriteConflict(Exception):
+    """The object changed between the operator's read and its write; its next watch event brings the news."""
 
 
 def describe_failure(error: Exception) -> str:
@@ -63,34 +84,113 @@ class KubeWriter:
             self._apis[name] = factory(self._api_client)
         return self._apis[name]
 
-    async def _call(self, api: str, method: str, *args: Any) -> Any:
-        return await asyncio.to_thread(lambda: getattr(self._api(api), method)(*args))
+    async def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(lambda: getattr(self._api(api), method)(*args, **kwargs))
 
     @classmethod
     def from_environment(cls) -> KubeWriter:
         return cls(kubernetes.client.ApiClient(client_configuration()))
 
-    async def patch_annotations(
-        self, *, plural: str, namespace: str, name: str, annotations: Mapping[str, str | None]
-    ) -> bool:
-        """Merge-patch annotations of one of our objects; `False` if it is gone (nothing to wake)."""
-        body = {"metadata": {"annotations": dict(annotations)}}
+    async def patch_status(
+        self, *, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status subresource with the changed top-level fields; the object as stored."""
+        return await self._custom(
+            "patch_namespaced_custom_object_status",
+            namespace,
+            plural,
+            name,
+            {"status": dict(status)},
+            content_type=MERGE_PATCH,
+        )
+
+    async def add_finalizer(
+        self, *, plural: str, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Add the operator's finalizer to the object as `body` last showed it (a JSON patch that tests the
+        resourceVersion, so no other writer's finalizer is lost)."""
+        metadata = body["metadata"]
+        operations: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": metadata["resourceVersion"]}
+        ]
+        if metadata.get("finalizers"):
+            operations.append({"op": "add", "path": "/metadata/finalizers/-", "value": constants.FINALIZER})
+        else:
+            operations.append({"op": "add", "path": "/metadata/finalizers", "value": [constants.FINALIZER]})
+        return await self._custom(
+            "patch_namespaced_custom_object", namespace, plural, name, operations, content_type=JSON_PATCH
+        )
+
+    async def remove_finalizer(
+        self, *, plural: str, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> None:
+        """Remove the operator's finalizer (tested in place, so a concurrent change of the list conflicts
+        instead of removing another's); gone already counts as done."""
+        finalizers = list(body["metadata"].get("finalizers") or ())
+        if constants.FINALIZER not in finalizers:
+            return
+        index = finalizers.index(constants.FINALIZER)
+        operations = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": constants.FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
         try:
-            await self._call(
+            await self._custom(
+                "patch_namespaced_custom_object", namespace, plural, name, operations, content_type=JSON_PATCH
+            )
+        except ObjectGone:
+            return
+
+    async def _custom(
+        self, method: str, namespace: str, plural: str, name: str, body: Any, *, content_type: str
+    ) -> dict[str, Any]:
+        try:
+            result = await self._call(
                 "custom",
-                "patch_namespaced_custom_object",
+                method,
                 constants.GROUP,
                 constants.VERSION,
                 namespace,
                 plural,
                 name,
                 body,
+                _content_type=content_type,
             )
         except ApiException as error:
             if error.status == 404:
-                return False
+                raise ObjectGone(f"{plural} {namespace}/{name}") from None
+            if error.status in (409, 422):
+                raise WriteConflict(f"{plural} {namespace}/{name}: {error.status} {error.reason}") from None
             raise
-        return True
+        return dict(result)
+
+    async def post_event(self, *, involved: Mapping[str, str], type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about one of the operator's objects, from the operator by name."""
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now_micro = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        namespace = involved["namespace"]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                # As kubectl and client-go name them: the object's name and a unique suffix.
+                "name": f"{involved['name']}.{secrets.token_hex(8)}",
+                "namespace": namespace,
+            },
+            "involvedObject": dict(involved),
+            "type": type_,
+            "reason": reason,
+            "message": message[:MAX_EVENT_MESSAGE],
+            "source": {"component": EVENT_SOURCE},
+            "reportingComponent": REPORTING_CONTROLLER,
+            "reportingInstance": _INSTANCE,
+            "action": "Reconcile",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "eventTime": now_micro,
+            "count": 1,
+        }
+        await self._call("core", "create_namespaced_event", namespace, body)
 
     async def read_config_map(self, *, namespace: str, name: str) -> Any | None:
         try:
@@ -107,7 +207,16 @@ class KubeWriter:
 
         A ConfigMap this call creates gets `owner` (apiVersion, kind, name, uid) as its owner reference, so
         Kubernetes removes it with the owner; an existing one keeps its owners and only gains the keys.
+        Any refusal is a `KubernetesError` with the API server's status and message.
         """
+        try:
+            return await self._export_config_map(namespace=namespace, name=name, data=data, owner=owner)
+        except ApiException as error:
+            raise KubernetesError(error.status, _status_message(error)) from None
+
+    async def _export_config_map(
+        self, *, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, str] | None
+    ) -> bool:
         existing = await self.read_config_map(namespace=namespace, name=name)
         if existing is None:
             metadata: dict[str, Any] = {"name": name, "namespace": namespace}
@@ -130,3 +239,16 @@ class KubeWriter:
 
     def close(self) -> None:
         self._api_client.close()
+
+
+_INSTANCE = os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def _status_message(error: ApiException) -> str:
+    """The `message` of the API server's Status body, else its reason."""
+    import json
+
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.reason)

@@ -213,3 +213,8 @@ def configure(*, log_format: LogFormat, verbose: bool, stream: TextIO | None = N
         # azure-core logs every request and response at INFO; the ARM policy's own lines say what matters.
         logging.getLogger("azure").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+        # kopf only feeds watch events to the controller here: its per-handler bookkeeping ("Handler
+        # 'on_event' succeeded", start-up activities) says nothing an operator of the operator needs.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("kopf.activities").setLevel(logging.WARNING)
+        logging.getLogger("kopf._core.engines.activities").setLevel(logging.WARNING)

@@ -26,8 +26,9 @@ from prometheus_client.registry import Collector
 PREFIX = "azure_identity_operator"
 
 ReconcileResult = Literal["success", "retry", "needs_user"]
-"""`success`: Ready=True. `retry`: Ready=False and the operator retries by itself (backoff).
-`needs_user`: Ready=False until the spec or a referenced object changes."""
+"""`success`: Ready=True. `retry`: Ready=False while the operator makes progress by itself (a retry, a
+dependency it waits for). `needs_user`: Ready=False until a person acts (kstatus `Stalled`), even where
+the operator retries slowly to notice the fix."""
 
 # Reconciles are a handful of ARM calls: from a few milliseconds (nothing to do) to tens of seconds
 # (throttled, slow directory replication).
@@ -36,10 +37,10 @@ ARM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 THROTTLE_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
 
-def reconcile_result(*, ready: bool, retries: bool) -> ReconcileResult:
+def reconcile_result(*, ready: bool, needs_user: bool) -> ReconcileResult:
     if ready:
         return "success"
-    return "retry" if retries else "needs_user"
+    return "needs_user" if needs_user else "retry"
 
 
 class ReadyStates(Collector):
@@ -137,6 +138,13 @@ class OperatorMetrics:
             buckets=THROTTLE_BUCKETS,
             registry=self.registry,
         )
+        self.failed_drift_checks = Counter(
+            f"{PREFIX}_failed_drift_checks_total",
+            "Drift checks that could not observe Azure (throttled, 5xx, timeout): the object kept its last "
+            "known good status. By kind and the reason the check would have reported.",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
         self.ready_states = ReadyStates()
         self.registry.register(self.ready_states)
         self.build_info = Gauge(
@@ -146,10 +154,15 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
-    def record_reconcile(self, *, kind: str, ready: bool, retries: bool, reason: str, seconds: float) -> None:
-        result = reconcile_result(ready=ready, retries=retries)
+    def record_reconcile(
+        self, *, kind: str, ready: bool, needs_user: bool, reason: str, seconds: float
+    ) -> None:
+        result = reconcile_result(ready=ready, needs_user=needs_user)
         self.reconciles.labels(kind=kind, result=result, reason=reason).inc()
         self.reconcile_duration.labels(kind=kind, result=result).observe(seconds)
+
+    def record_failed_drift_check(self, *, kind: str, reason: str) -> None:
+        self.failed_drift_checks.labels(kind=kind, reason=reason).inc()
 
     def record_arm_request(
         self, *, operation: str, method: str, status_code: int | None, seconds: float

@@ -24,15 +24,16 @@ from azure_identity_operator.arm.resources import (
     ResourcePort,
     identity_type,
 )
+from azure_identity_operator.reconcilers import flow
 from azure_identity_operator.status import outcome, reasons
 
-AttachmentPhase = Literal["Attached", "Failed", "Detaching"]
+AttachmentPhase = Literal["Attached", "Failed", "Detaching", "Detached"]
 
 ATTACHED: AttachmentPhase = "Attached"
 FAILED: AttachmentPhase = "Failed"
 DETACHING: AttachmentPhase = "Detaching"
-
-DETACH_RETRY_SECONDS = 15.0
+DETACHED: AttachmentPhase = "Detached"
+"""Only in results, never in status: this pass removed the identity from the resource."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,8 @@ class AttachmentState:
     reason: str
     message: str
     retry_after: float | None = None
+    changed: bool = False
+    """Whether this pass wrote the resource's identity block."""
 
     def to_status(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,8 @@ class AttachmentState:
 @dataclasses.dataclass(frozen=True)
 class AttachmentsResult:
     states: tuple[AttachmentState, ...]
+    detached: tuple[str, ...] = ()
+    """Resources this pass detached the identity from (their identity block was written)."""
 
     @property
     def failures(self) -> tuple[AttachmentState, ...]:
@@ -80,16 +85,29 @@ class AttachmentsResult:
             retry_after=min(retries) if retries else None,
         )
 
+    @property
+    def changes(self) -> tuple[outcome.Change, ...]:
+        attached = [
+            outcome.Change(reason=outcome.UPDATED, message=s.message) for s in self.states if s.changed
+        ]
+        detached = [
+            outcome.Change(reason=outcome.UPDATED, message=f"detached from {resource_id}")
+            for resource_id in self.detached
+        ]
+        return (*attached, *detached)
+
     def combine(self, identity_outcome: outcome.Outcome) -> outcome.Outcome:
         """The object's outcome: the identity's own, unless it is Ready and an attachment is not."""
         observed = {**identity_outcome.observed, "attachments": self.status_field}
         problem = self.problem()
+        changes = (*identity_outcome.changes, *self.changes)
         if not identity_outcome.ready or problem is None:
             message = identity_outcome.message
             if identity_outcome.ready and self.states:
-                message += f"; attached to {len(self.states)} resource(s)"
-            return dataclasses.replace(identity_outcome, message=message, observed=observed)
-        return dataclasses.replace(problem, observed=observed)
+                attached = sum(1 for s in self.states if s.state == ATTACHED)
+                message += f"; attached to {attached} resource(s)"
+            return dataclasses.replace(identity_outcome, message=message, observed=observed, changes=changes)
+        return dataclasses.replace(problem, observed=observed, changes=changes)
 
 
 def recorded_resource_ids(attachments: Sequence[Mapping[str, Any]] | None) -> list[str]:
@@ -122,8 +140,16 @@ async def reconcile_attachments(
     wanted_ids = _unique(wanted)
     states = [await _attach(port, identity_id, resource_id, principal_id) for resource_id in wanted_ids]
     stale = [r for r in _unique(recorded) if not any(ids.same_id(r, w) for w in wanted_ids)]
-    states += [s for s in [await _detach(port, identity_id, r) for r in stale] if s is not None]
-    return AttachmentsResult(tuple(states))
+    detached: list[str] = []
+    for resource_id in stale:
+        state = await _detach(port, identity_id, resource_id)
+        if state is None:
+            continue
+        if state.state == DETACHED:
+            detached.append(resource_id)
+        else:
+            states.append(state)
+    return AttachmentsResult(tuple(states), tuple(detached))
 
 
 async def detach_all(
@@ -131,7 +157,10 @@ async def detach_all(
 ) -> AttachmentsResult:
     """Detach `identity_id` from every resource named; the result holds only what could not be detached."""
     results = [await _detach(port, identity_id, r) for r in _unique(resource_ids)]
-    return AttachmentsResult(tuple(s for s in results if s is not None))
+    return AttachmentsResult(
+        tuple(s for s in results if s is not None and s.state != DETACHED),
+        tuple(s.resource_id for s in results if s is not None and s.state == DETACHED),
+    )
 
 
 async def _attach(
@@ -159,6 +188,7 @@ async def _attach(
                 return failed(reasons.RESOURCE_NOT_FOUND, "the resource does not exist in Azure")
             current = resource.identity
             existing = current.attached(identity_id)
+            changed = existing is None
             if existing is not None and _stale(existing.principal_id, principal_id):
                 others = current.others_than(identity_id)
                 resource = await port.patch_identity(
@@ -172,7 +202,7 @@ async def _attach(
                         user_assigned={identity_id: False} if others else {},
                     ),
                 )
-                current, existing = resource.identity, None
+                current, existing, changed = resource.identity, None, True
             if existing is None:
                 await port.patch_identity(
                     resource,
@@ -198,6 +228,7 @@ async def _attach(
         state=ATTACHED,
         reason=reasons.SUCCEEDED,
         message=f"attached to {resource.name}",
+        changed=changed,
     )
 
 
@@ -209,7 +240,8 @@ def _stale(attached_principal: str | None, principal_id: str | None) -> bool:
 
 
 async def _detach(port: ResourcePort, identity_id: str, resource_id: str) -> AttachmentState | None:
-    """Detach from one resource; `None` when it is done (or there was nothing to detach)."""
+    """Detach from one resource: `None` when there was nothing to detach, a `DETACHED` state when this
+    call detached it, a `DETACHING` one when Azure refused."""
     try:
         parsed = ids.parse_resource_id(resource_id)
     except ids.InvalidResourceId:
@@ -249,7 +281,13 @@ async def _detach(port: ResourcePort, identity_id: str, resource_id: str) -> Att
             message=mapped.message,
             retry_after=mapped.retry_after,
         )
-    return None
+    return AttachmentState(
+        resource_id=resource_id,
+        state=DETACHED,
+        reason=reasons.SUCCEEDED,
+        message=f"detached from {resource_id}",
+        changed=True,
+    )
 
 
 async def reconcile_for_identity(
@@ -265,7 +303,7 @@ async def reconcile_for_identity(
     previous `status.attachments` stands.
     """
     status = status or {}
-    identity_id = identity_outcome.observed.get("id") or status.get("id")
+    identity_id = identity_outcome.observed.get("id")  # as Azure reported it in this pass
     if not identity_outcome.ready or not identity_id:
         return identity_outcome
     principal_id = identity_outcome.observed.get("principalId")
@@ -280,17 +318,16 @@ async def reconcile_for_identity(
 
 
 async def detach_before_deletion(
-    port: ResourcePort, *, attach_to: Sequence[str], status: Mapping[str, Any] | None
+    port: ResourcePort, *, identity_id: str, attach_to: Sequence[str], status: Mapping[str, Any] | None
 ) -> outcome.Outcome | None:
-    """Detach a `UserAssignedIdentity` that is being deleted from every resource it may be attached to.
+    """Detach the identity `identity_id` (as Azure reports it) from every resource it may be attached to.
 
     `None` when done; otherwise a `DeletionBlocked` outcome naming what is still attached (Azure keeps a
-    dangling reference on a resource whose user-assigned identity is deleted, so this runs first).
+    dangling reference on a resource whose user-assigned identity is deleted, so this runs first). The
+    resources recorded in status are only places to look: each is read, and only this identity's own entry
+    is ever removed from it.
     """
     status = status or {}
-    identity_id = status.get("id")
-    if not identity_id:
-        return None  # never created by this object, so never attached by it
     resource_ids = [*attach_to, *recorded_resource_ids(status.get("attachments"))]
     result = await detach_all(port, identity_id=str(identity_id), resource_ids=resource_ids)
     problem = result.problem()
@@ -300,6 +337,6 @@ async def detach_before_deletion(
         reasons.DELETION_BLOCKED,
         f"{problem.message}; the identity is deleted once it is detached "
         "(or set spec.deletionPolicy: Orphan to leave it and its attachments in Azure)",
-        retry_after=problem.retry_after or DETACH_RETRY_SECONDS,
+        retry_after=problem.retry_after or flow.DELETION_RETRY_SECONDS,
         observed={"attachments": result.status_field},
     )

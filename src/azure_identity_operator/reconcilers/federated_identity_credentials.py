@@ -1,29 +1,31 @@
-"""Reconcile a `FederatedIdentityCredential`: make the referenced identity trust the declared issuer/subject.
+"""`FederatedIdentityCredential`: make the referenced identity trust the declared issuer and subject.
 
-One function for create, update, resume, the drift check and the wake-up from the identity: wait until the
-referenced `UserAssignedIdentity` is Ready, read the credential under it, and write it only when it is
-missing (also after the identity was re-created, which takes its credentials with it) or differs. Before a
-write it checks Azure's two limits so the condition names the fix: at most 20 credentials per identity,
-and one credential per (issuer, subject) pair. Callers serialize writes per identity, which Azure requires.
+`ensure` waits until the referenced `UserAssignedIdentity` is Ready and observed in Azure, reads the
+credential under it, and writes it only when it is missing (also after the identity was re-created, which
+takes its credentials with it) or differs. Before a write it checks Azure's two limits so the condition
+names the fix: at most 20 credentials per identity, and one credential per (issuer, subject) pair. Writes
+under one identity are serialized, as Azure requires.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from azure_identity_operator.api import constants
 from azure_identity_operator.api import federated_identity_credential as api
-from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.api.user_assigned_identity import InvalidSpecError
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.identities import FederatedCredential, IdentityPort, IdentityRef
-from azure_identity_operator.reconcilers.user_assigned_identities import GONE_CODES
+from azure_identity_operator.locks import KeyedLocks, arm_id_key
+from azure_identity_operator.reconcilers import flow
 from azure_identity_operator.status import outcome, reasons
+
+IDENTITY_KIND = constants.USER_ASSIGNED_IDENTITY
 
 MAX_CREDENTIALS_PER_IDENTITY = 20
 IDENTITY_GONE_RETRY_SECONDS = 10.0
-DELETION_RETRY_SECONDS = 5.0
-"""First retry of a deletion Azure refused for a reason the user must fix; doubles up to 5 minutes."""
 
 
 def desired_from_spec(
@@ -52,139 +54,151 @@ def identity_ref_of(resource_id: str) -> IdentityRef | None:
     return IdentityRef(parsed.subscription_id, parsed.resource_group, parsed.names[0])
 
 
-def identity_id_for(identity: PrincipalSnapshot | None, status: Mapping[str, Any] | None) -> str | None:
-    """The ID of the identity whose credential this object owns: the one recorded in status (where it
-    wrote), else the one its reference resolves to now. Also the key of the per-identity write lock."""
-    recorded = (status or {}).get("identityId")
-    if isinstance(recorded, str) and recorded:
-        return recorded
-    if identity is not None and identity.resource_id:
-        return identity.resource_id
-    return None
+_identity_locks = KeyedLocks(arm_id_key)
 
 
-async def reconcile(
-    port: IdentityPort,
-    spec: Mapping[str, Any] | None,
-    *,
-    object_name: str,
-    namespace: str,
-    default_issuer: str | None,
-    identity: PrincipalSnapshot | None,
-) -> outcome.Outcome:
-    try:
-        desired = desired_from_spec(
-            spec, object_name=object_name, namespace=namespace, default_issuer=default_issuer
-        )
-    except InvalidSpecError as error:
-        return outcome.not_ready(reasons.INVALID_SPEC, str(error))
+def identity_write_lock(identity_id: str) -> asyncio.Lock:
+    """The lock serializing credential writes under one identity: Azure refuses concurrent ones (409
+    `ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity`, still retried for writers
+    outside this process)."""
+    return _identity_locks.lock(identity_id)
 
-    if identity is None:
-        return outcome.not_ready(
-            reasons.REFERENCE_NOT_FOUND,
-            f"UserAssignedIdentity {desired.identity_name!r} does not exist in namespace {namespace!r}; "
-            "create it or correct spec.identityRef.name (this credential follows as soon as it is Ready)",
-        )
-    if identity.deleting:
-        return outcome.not_ready(
-            reasons.WAITING_FOR_IDENTITY,
-            f"UserAssignedIdentity {desired.identity_name!r} is being deleted",
-        )
-    ref = identity_ref_of(identity.resource_id or "") if identity.usable_principal else None
-    if ref is None:
-        return outcome.not_ready(
-            reasons.WAITING_FOR_IDENTITY,
-            f"waiting for UserAssignedIdentity {desired.identity_name!r} to be Ready",
+
+class FederatedIdentityCredentialHooks(flow.BaseHooks[api.DesiredCredential]):
+    kind = constants.FEDERATED_IDENTITY_CREDENTIAL
+    action = "reconciling the federated credential"
+    removal = "deleting the federated credential"
+
+    def __init__(self, identities: IdentityPort, *, default_issuer: str | None) -> None:
+        self._identities = identities
+        self._default_issuer = default_issuer
+
+    def parse(self, obj: flow.ObjectState) -> api.DesiredCredential:
+        return desired_from_spec(
+            obj.spec, object_name=obj.name, namespace=obj.namespace, default_issuer=self._default_issuer
         )
 
-    where = f"federated credential {desired.name!r} of identity {ref.name!r}"
-    try:
-        current = await port.get_federated_credential(ref, desired.name)
-        if current is None or not _matches(current, desired):
-            refusal = await _check_limits(port, ref, desired, creating=current is None)
-            if refusal is not None:
-                return refusal
-            current = await port.create_or_update_federated_credential(
-                ref,
-                name=desired.name,
-                issuer=desired.issuer,
-                subject=desired.subject,
-                audiences=desired.audiences,
+    def deletion_policy(self, spec: api.DesiredCredential) -> str:
+        return spec.deletion_policy
+
+    def reference(self, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+        ref = spec.get("identityRef") or {}
+        name = ref.get("name") if isinstance(ref, Mapping) else None
+        return (IDENTITY_KIND.kind, name) if isinstance(name, str) and name else None
+
+    async def ensure(self, obj: flow.ObjectState, spec: api.DesiredCredential) -> outcome.Outcome:
+        identity = obj.identity
+        if identity is None:
+            return outcome.not_ready(
+                reasons.REFERENCE_NOT_FOUND,
+                f"UserAssignedIdentity {spec.identity_name!r} does not exist in namespace "
+                f"{obj.namespace!r}; create it or correct spec.identityRef.name (this credential follows "
+                "as soon as it is Ready)",
             )
-    except errors.ArmError as error:
-        if error.code in GONE_CODES or error.status == 404:
-            # The identity vanished from Azure behind our back; its drift check re-creates it, and the
-            # new principal wakes this object. The retry is only a safety net.
+        if identity.deleting:
+            return outcome.not_ready(
+                reasons.WAITING_FOR_IDENTITY, f"UserAssignedIdentity {spec.identity_name!r} is being deleted"
+            )
+        ref = identity_ref_of(identity.resource_id or "") if identity.usable_principal else None
+        if ref is None:
             return outcome.not_ready(
                 reasons.WAITING_FOR_IDENTITY,
-                f"identity {ref.name!r} no longer exists in Azure; waiting for it to be re-created",
-                retry_after=IDENTITY_GONE_RETRY_SECONDS,
+                f"waiting for UserAssignedIdentity {spec.identity_name!r} to be Ready",
             )
-        return _explained(error, action=f"writing {where}")
+        async with identity_write_lock(ref.id):
+            return await self._ensure_under(obj, spec, ref)
 
-    return outcome.succeeded(
-        f"identity {ref.name!r} trusts subject {desired.subject!r} from issuer {desired.issuer!r}",
-        observed={
-            "id": current.id or f"{ref.id}/federatedIdentityCredentials/{desired.name}",
-            "identityId": ref.id,
-            "azureName": desired.name,
-            "issuer": desired.issuer,
-            "subject": desired.subject,
-        },
-    )
-
-
-async def cleanup(
-    port: IdentityPort,
-    spec: Mapping[str, Any] | None,
-    *,
-    object_name: str,
-    namespace: str,
-    default_issuer: str | None,
-    identity: PrincipalSnapshot | None,
-    status: Mapping[str, Any] | None,
-) -> outcome.Outcome | None:
-    """Delete the one credential this object owns; `None` when done (404 included), else why not yet."""
-    status = status or {}
-    try:
-        parsed = api.parse_spec(spec)
-    except InvalidSpecError:
-        parsed = None
-    if parsed is not None and parsed.deletion_policy == "Orphan":
-        return None
-    name = status.get("azureName")
-    if not name and parsed is not None:
-        name = (parsed.azure_name or object_name).strip()
-    identity_id = identity_id_for(identity, status)
-    ref = identity_ref_of(identity_id) if identity_id else None
-    if ref is None or not name:
-        # Nothing was ever written for this object: no identity to hold a credential.
-        return None
-    try:
-        if not status.get("id"):
-            # Nothing recorded: the operator may have stopped between Azure's write and the status write,
-            # or never wrote at all (a Conflict, a limit). Delete only a credential that matches the spec.
-            try:
-                desired = desired_from_spec(
-                    spec, object_name=object_name, namespace=namespace, default_issuer=default_issuer
-                )
-            except InvalidSpecError:
-                return None
-            current = await port.get_federated_credential(ref, name)
+    async def _ensure_under(
+        self, obj: flow.ObjectState, desired: api.DesiredCredential, ref: IdentityRef
+    ) -> outcome.Outcome:
+        where = f"federated credential {desired.name!r} of identity {ref.name!r}"
+        changes: tuple[outcome.Change, ...] = ()
+        try:
+            current = await self._identities.get_federated_credential(ref, desired.name)
             if current is None or not _matches(current, desired):
-                return None
-        await port.delete_federated_credential(ref, name)
-    except errors.ArmError as error:
-        if error.code in GONE_CODES or error.status == 404:
-            return None  # gone, or gone with its identity
-        retry = errors.outcome_for(error, action="").retry_after
-        return outcome.not_ready(
-            reasons.DELETION_BLOCKED,
-            f"deleting federated credential {name!r} of identity {ref.name!r}: {error}; the object keeps "
-            "its finalizer until Azure confirms (or set spec.deletionPolicy: Orphan to leave it)",
-            retry_after=retry or DELETION_RETRY_SECONDS,
+                refusal = await _check_limits(self._identities, ref, desired, creating=current is None)
+                if refusal is not None:
+                    return refusal
+                if current is None:
+                    change = outcome.Change(reason=outcome.CREATED, message=f"created {where}")
+                elif obj.spec_changed:
+                    change = outcome.Change(reason=outcome.UPDATED, message=f"updated {where}")
+                else:
+                    change = outcome.Change(
+                        reason=outcome.DRIFT_REPAIRED,
+                        message=f"{where} was changed in Azure: made it match the spec again",
+                    )
+                current = await self._identities.create_or_update_federated_credential(
+                    ref,
+                    name=desired.name,
+                    issuer=desired.issuer,
+                    subject=desired.subject,
+                    audiences=desired.audiences,
+                )
+                changes = (change,)
+        except errors.ArmError as error:
+            if error.is_gone:
+                # The identity vanished from Azure behind our back; its drift check re-creates it, and the
+                # new principal wakes this object. The retry is only a safety net.
+                return outcome.not_ready(
+                    reasons.WAITING_FOR_IDENTITY,
+                    f"identity {ref.name!r} no longer exists in Azure; waiting for it to be re-created",
+                    retry_after=IDENTITY_GONE_RETRY_SECONDS,
+                )
+            return _explained(error, action=f"writing {where}")
+
+        return outcome.succeeded(
+            f"identity {ref.name!r} trusts subject {desired.subject!r} from issuer {desired.issuer!r}",
+            observed={
+                "id": current.id or f"{ref.id}/federatedIdentityCredentials/{desired.name}",
+                "identityId": ref.id,
+                "azureName": desired.name,
+                "issuer": desired.issuer,
+                "subject": desired.subject,
+            },
+            changes=changes,
         )
-    return None
+
+    async def remove(self, obj: flow.ObjectState, spec: api.DesiredCredential) -> flow.Removal:
+        """Delete the one credential this object owns, if Azure shows it is this object's.
+
+        Where to look: under the identity the spec references, as Azure reported it; only when that
+        identity object is gone, under the status's `identityId`. What to delete: the credential named as
+        the spec names it, if Azure shows it trusting what the spec declares, or exactly what the status
+        records this object wrote there (a spec changed since). A same-named credential someone else wrote,
+        or a status pointed elsewhere, never loses anyone's trust.
+        """
+        identity = obj.identity
+        if identity is not None and identity.resource_id:
+            ref = identity_ref_of(identity.resource_id)
+        else:
+            recorded = obj.status.get("identityId")
+            ref = identity_ref_of(recorded) if isinstance(recorded, str) and recorded else None
+        if ref is None:
+            return flow.removed("no identity holds a credential of this object")
+        where = f"federated credential {spec.name!r} of identity {ref.name!r}"
+        async with identity_write_lock(ref.id):
+            current = await self._identities.get_federated_credential(ref, spec.name)
+            if current is None:
+                return flow.removed(f"{where} is not in Azure")
+            if not _matches(current, spec) and not _written_by(obj.status, ref, current):
+                return flow.removed(f"{where} trusts something this object never declared: left in Azure")
+            await self._identities.delete_federated_credential(ref, spec.name)
+        return flow.removed(
+            f"deleted {where}", outcome.Change(reason=outcome.DELETED, message=f"deleted {where}")
+        )
+
+
+def _written_by(status: Mapping[str, Any], ref: IdentityRef, current: FederatedCredential) -> bool:
+    """Whether Azure holds exactly the credential the status records this object wrote under `ref`."""
+    recorded_identity = status.get("identityId")
+    return (
+        isinstance(recorded_identity, str)
+        and ids.same_id(recorded_identity, ref.id)
+        and str(status.get("azureName") or "").lower() == current.name.lower()
+        and status.get("issuer") == current.issuer
+        and status.get("subject") == current.subject
+    )
 
 
 async def _check_limits(

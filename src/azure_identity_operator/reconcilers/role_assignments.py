@@ -1,15 +1,16 @@
-"""Role assignments: make Azure hold exactly the grant a `RoleAssignment` declares, and remove it on delete.
+"""`RoleAssignment`: make Azure hold exactly the grant the spec declares, and remove it on delete.
 
-`reconcile` is level-based: it resolves the principal and the role, observes the assignment the object
-owns, writes only what differs, and returns an `Outcome`; running it again writes nothing. Azure never
-lets an assignment's principal, role or scope change, so a changed grant is a *new* assignment (with a new
-deterministic name, `arm.ids.role_assignment_name`): it is created first, then the previously recorded
-one is deleted, then the new one is recorded. A crash anywhere in between converges on the next run:
-the PUT is repeated under the same name, and the old one is still in status to be deleted.
+`ensure` is level-based: it resolves the principal (as Azure reports it: the referenced identity's ARM
+resource or its resource's identity block, never a status) and the role, observes the assignment, writes
+only what differs, and returns an `Outcome`; running it again writes nothing. Azure never lets an
+assignment's principal, role or scope change, so a changed grant is a *new* assignment (with a new
+deterministic name, `arm.ids.role_assignment_name`): it is created first, then the one recorded before is
+deleted once Azure confirms it is this object's, then the new one is recorded. A crash anywhere in
+between converges on the next run: the PUT is repeated under the same name, and the old one is still in
+status to be checked and deleted.
 
-`delete` removes exactly what the object owns (what status records, plus what the spec derives to, for a
-crash between the Azure write and the status write) unless another object still declares the same grant.
-The rule for a deletion Azure refuses is documented on `delete` and in docs/usage.md.
+`remove` deletes exactly what the object owns (see `RoleAssignmentHooks.remove`) unless another object
+still declares the same grant.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from azure_identity_operator.api import constants
 from azure_identity_operator.api import role_assignment as api
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.arm import errors, ids
@@ -30,7 +32,8 @@ from azure_identity_operator.arm.authorization import (
     RoleDefinition,
     existing_role_assignment_name,
 )
-from azure_identity_operator.status import outcome, reasons
+from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.status import conditions, outcome, reasons
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +41,10 @@ ROLE_CACHE_SECONDS = 600.0
 """How long a resolved role definition is trusted before Azure is asked again."""
 DELETION_GRACE_SECONDS = 600.0
 """How long a deletion Azure refuses (lost access) is retried before the object is released anyway."""
-DELETION_RETRY_SECONDS = 10.0
 
-DeclaredElsewhere = Callable[[str], Collection[str]]
-"""From an assignment name: the other objects (`namespace/name`) that still declare it."""
-
-
-def _nobody_else(_: str) -> Collection[str]:
-    return ()
+PRINCIPAL_GRACE_SECONDS = 600.0
+"""How long Azure may report a principal unknown before it is `PrincipalNotFound` (replication takes
+minutes at most)."""
 
 
 class RoleResolver:
@@ -115,9 +114,11 @@ class Principal:
 class _NeedsAttention(Exception):
     """Internal: stop reconciling with this outcome."""
 
-    def __init__(self, result: outcome.Outcome) -> None:
+    def __init__(self, result: outcome.Outcome, error: errors.ArmError | None = None) -> None:
         super().__init__(result.message)
         self.result = result
+        self.error = error
+        """The Azure error behind it, when there is one."""
 
 
 def _resolve_principal(
@@ -160,28 +161,16 @@ def _resolve_principal(
     )
 
 
-def _parse_scope(spec: api.RoleAssignmentSpec) -> ids.ResourceId:
-    try:
-        return ids.parse_resource_id(spec.normalized_scope)
-    except ids.InvalidResourceId as error:
-        raise _NeedsAttention(
-            outcome.not_ready(
-                reasons.INVALID_SPEC,
-                f"spec.scope: {error}; write a subscription, resource group or resource ID",
-            )
-        ) from None
-
-
 async def _resolve_role(
     spec: api.RoleAssignmentSpec, scope: ids.ResourceId, roles: RoleResolver
 ) -> RoleDefinition:
-    scope_text = spec.normalized_scope
+    scope_text = str(scope)
     if spec.role is not None:
         action = f"resolving role {spec.role!r} at {scope_text}"
         try:
             definition = await roles.by_name(scope_text, scope.subscription_id, spec.role)
         except errors.ArmError as error:
-            raise _NeedsAttention(_assignment_failed(error, action=action, scope=scope_text)) from None
+            raise _NeedsAttention(_assignment_failed(error, action=action, scope=scope_text), error) from None
         if definition is None:
             raise _NeedsAttention(
                 outcome.not_ready(
@@ -197,7 +186,7 @@ async def _resolve_role(
         definition = await roles.by_id(role_definition_id, scope.subscription_id)
     except errors.ArmError as error:
         raise _NeedsAttention(
-            errors.outcome_for(error, action=f"reading role definition {role_definition_id}")
+            errors.outcome_for(error, action=f"reading role definition {role_definition_id}"), error
         ) from None
     if definition is None:
         raise _NeedsAttention(
@@ -241,7 +230,25 @@ async def _find_existing_grant(
     return None
 
 
-def _principal_not_found(principal: Principal, error: errors.ArmError) -> outcome.Outcome:
+def _principal_not_found(
+    principal: Principal, error: errors.ArmError, *, obj: flow.ObjectState, now: float
+) -> outcome.Outcome:
+    """`WaitingForPrincipal` while directory replication may explain it; past `PRINCIPAL_GRACE_SECONDS`
+    of Azure saying so, `PrincipalNotFound`: a person should check the ID (still retried, slowly)."""
+    waiting_since = _not_ready_since(obj.status)
+    if waiting_since is not None and now - waiting_since >= PRINCIPAL_GRACE_SECONDS:
+        advice = (
+            " Set spec.principal.principalType (User, Group or ServicePrincipal) so Azure skips the "
+            "directory lookup and its replication delay."
+            if principal.type is None
+            else ""
+        )
+        return outcome.not_ready(
+            reasons.PRINCIPAL_NOT_FOUND,
+            f"Azure has not known {principal.description} for {int(now - waiting_since)}s, longer than "
+            f"directory replication takes: check that it is the principal's object ID.{advice} ({error})",
+            retry_after=errors.SLOW_RETRY_SECONDS,
+        )
     advice = (
         "Set spec.principal.principalType so Azure can skip the lookup, and check the object ID."
         if principal.type is None
@@ -255,6 +262,16 @@ def _principal_not_found(principal: Principal, error: errors.ArmError) -> outcom
     )
 
 
+def _not_ready_since(status: Mapping[str, Any]) -> float | None:
+    """When the object's Ready condition last turned False, if it waits for its principal now."""
+    ready = conditions.find_condition(status.get("conditions"), conditions.READY)
+    if ready is None or ready.get("status") != "False":
+        return None
+    if ready.get("reason") not in (reasons.WAITING_FOR_PRINCIPAL, reasons.PRINCIPAL_NOT_FOUND):
+        return None
+    return conditions.parse_time(str(ready.get("lastTransitionTime") or ""))
+
+
 async def _ensure_assignment(
     *,
     port: AuthorizationPort,
@@ -262,16 +279,20 @@ async def _ensure_assignment(
     name: str,
     recorded: api.RoleAssignmentStatus,
     principal: Principal,
-) -> tuple[RoleAssignment, bool]:
-    """The assignment granting `desired`, created or repaired as needed; and whether it was adopted."""
+    obj: flow.ObjectState,
+    now: float,
+) -> tuple[RoleAssignment, bool, tuple[outcome.Change, ...]]:
+    """The assignment granting `desired`, created or repaired as needed; whether it was adopted; and the
+    changes made."""
     current: RoleAssignment | None = None
     adopted = False
-    if recorded.name and recorded.scope and recorded.name.lower() != name.lower():
-        # The object adopted an assignment under another name earlier: keep using it while it grants
-        # the same thing.
+    where = f"role assignment {{}} at {desired.scope}"
+    if recorded.name and recorded.scope and recorded.name.lower() != name.lower() and recorded.adopted:
+        # The object adopted an assignment under another name earlier: keep using it while Azure shows
+        # it granting the same thing.
         found = await port.get_role_assignment(recorded.scope, recorded.name)
         if found is not None and found.properties.same_grant(desired):
-            current, adopted = found, bool(recorded.adopted)
+            current, adopted = found, True
     if current is None:
         found = await port.get_role_assignment(desired.scope, name)
         if found is not None:
@@ -286,74 +307,324 @@ async def _ensure_assignment(
             current = found
     if current is None:
         try:
-            return await port.create_role_assignment(name, desired), False
+            created = await port.create_role_assignment(name, desired)
+            return (
+                created,
+                False,
+                (outcome.Change(reason=outcome.CREATED, message=f"created {where.format(name)}"),),
+            )
         except errors.ArmError as error:
             if error.code == "PrincipalNotFound":
-                raise _NeedsAttention(_principal_not_found(principal, error)) from None
+                raise _NeedsAttention(_principal_not_found(principal, error, obj=obj, now=now)) from None
             if error.code != "RoleAssignmentExists":
                 raise
             existing = await _find_existing_grant(port, desired, error)
             if existing is None:
                 raise
             current, adopted = existing, True
+    changes: tuple[outcome.Change, ...] = ()
+    if adopted and not recorded.adopted:
+        changes = (
+            outcome.Change(
+                reason=outcome.ADOPTED,
+                message=f"adopted the existing {where.format(current.name)}, which grants the same role",
+            ),
+        )
     if _drifted(current, desired):
         try:
-            repaired = await port.create_role_assignment(
+            current = await port.create_role_assignment(
                 current.name, dataclasses.replace(desired, scope=current.properties.scope)
             )
         except errors.ArmError as error:
             if error.code == "PrincipalNotFound":
-                raise _NeedsAttention(_principal_not_found(principal, error)) from None
+                raise _NeedsAttention(_principal_not_found(principal, error, obj=obj, now=now)) from None
             raise
-        return repaired, adopted
-    return current, adopted
-
-
-async def reconcile(
-    *,
-    namespace: str,
-    spec: Mapping[str, Any] | None,
-    status: Mapping[str, Any] | None,
-    identity: PrincipalSnapshot | None,
-    port: AuthorizationPort,
-    roles: RoleResolver,
-    declared_elsewhere: DeclaredElsewhere = _nobody_else,
-) -> outcome.Outcome:
-    """Make Azure hold the grant `spec` declares; `identity` is the referenced identity's snapshot."""
-    try:
-        parsed = api.parse_spec(spec)
-    except api.InvalidSpec as error:
-        return outcome.not_ready(reasons.INVALID_SPEC, str(error))
-    recorded = api.parse_status(status)
-    try:
-        return await _reconcile(
-            namespace=namespace,
-            spec=parsed,
-            recorded=recorded,
-            identity=identity,
-            port=port,
-            roles=roles,
-            declared_elsewhere=declared_elsewhere,
+        changes += (
+            outcome.Change(
+                reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
+                message=f"made the description and condition of {where.format(current.name)} match the spec",
+            ),
         )
-    except _NeedsAttention as stop:
-        return stop.result
+    return current, adopted, changes
 
 
-async def _reconcile(
-    *,
-    namespace: str,
-    spec: api.RoleAssignmentSpec,
-    recorded: api.RoleAssignmentStatus,
-    identity: PrincipalSnapshot | None,
-    port: AuthorizationPort,
-    roles: RoleResolver,
-    declared_elsewhere: DeclaredElsewhere,
-) -> outcome.Outcome:
-    scope = _parse_scope(spec)
-    principal = _resolve_principal(spec, identity, namespace)
-    role = await _resolve_role(spec, scope, roles)
-    desired = RoleAssignmentProperties(
-        scope=spec.normalized_scope,
+class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
+    """`RoleAssignment` in the one flow; see the module docstring."""
+
+    kind = constants.ROLE_ASSIGNMENT
+    action = "reconciling the role assignment"
+    removal = "deleting the role assignment"
+
+    def __init__(
+        self,
+        port: AuthorizationPort,
+        roles: RoleResolver | None = None,
+        *,
+        deletion_grace: float = DELETION_GRACE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._port = port
+        self._roles = roles or RoleResolver(port)
+        self._deletion_grace = deletion_grace
+        self._clock = clock
+
+    def parse(self, obj: flow.ObjectState) -> api.RoleAssignmentSpec:
+        spec = api.parse_spec(obj.spec)
+        try:
+            ids.parse_resource_id(spec.normalized_scope)
+        except ids.InvalidResourceId as error:
+            raise api.InvalidSpec(
+                f"spec.scope: {error}; write a subscription, resource group or resource ID"
+            ) from None
+        return spec
+
+    def reference(self, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+        principal = spec.get("principal") or {}
+        ref = principal.get("identityRef") if isinstance(principal, Mapping) else None
+        if not isinstance(ref, Mapping) or not ref.get("name"):
+            return None
+        return str(ref.get("kind") or constants.USER_ASSIGNED_IDENTITY.kind), str(ref["name"])
+
+    def sharing_keys(self, obj: flow.ObjectState) -> tuple[str, ...]:
+        # The assignment this object last reported. Read from status only to *keep* a shared assignment
+        # when another object is deleted, never to delete one.
+        name = obj.status.get("name")
+        return (str(name).lower(),) if name else ()
+
+    async def ensure(self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec) -> outcome.Outcome:
+        try:
+            return await self._ensure(obj, spec)
+        except _NeedsAttention as stop:
+            result = stop.result
+        if "roleName" not in result.observed:
+            # The ROLE column shows what was asked for even when it could not be resolved.
+            requested = spec.role if spec.role is not None else spec.role_definition_id
+            result = dataclasses.replace(result, observed={**result.observed, "roleName": requested})
+        return result
+
+    async def _ensure(self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec) -> outcome.Outcome:
+        scope = ids.parse_resource_id(spec.normalized_scope)
+        principal = _resolve_principal(spec, obj.identity, obj.namespace)
+        role = await _resolve_role(spec, scope, self._roles)
+        desired = _desired(spec, scope, role, principal)
+        name = ids.role_assignment_name(
+            scope=desired.scope,
+            principal_id=desired.principal_id,
+            role_definition_id=desired.role_definition_id,
+        )
+        action = f"assigning role {role.role_name!r} to {principal.description} at {desired.scope}"
+        recorded = api.parse_status(obj.status)
+        try:
+            current, adopted, changes = await _ensure_assignment(
+                port=self._port,
+                desired=desired,
+                name=name,
+                recorded=recorded,
+                principal=principal,
+                obj=obj,
+                now=self._clock(),
+            )
+        except errors.ArmError as error:
+            raise _NeedsAttention(_assignment_failed(error, action=action, scope=desired.scope)) from None
+
+        # Replacement: the grant changed, so the assignment recorded before is no longer what the spec asks.
+        if recorded.name and recorded.scope and not (recorded.id and ids.same_id(recorded.id, current.id)):
+            replaced = await self._replaced_assignment(
+                recorded,
+                scope=desired.scope,
+                role_definition_id=desired.role_definition_id,
+                principal_id=desired.principal_id,
+            )
+            if replaced is not None and not replaced.properties.same_grant(desired):
+                try:
+                    gone = await _delete_if_unshared(
+                        self._port, assignment=replaced, shared_with=obj.shared_with
+                    )
+                except errors.ArmError as error:
+                    # Keep the old assignment in status so the next attempt deletes it; the new one is
+                    # found again by its deterministic name.
+                    failed = errors.outcome_for(
+                        error, action=f"removing the replaced role assignment {replaced.name}"
+                    )
+                    return dataclasses.replace(
+                        failed, message=f"created {current.name}; {failed.message}", changes=changes
+                    )
+                if gone:
+                    changes += (
+                        outcome.Change(
+                            reason=outcome.REPLACED,
+                            message=f"the grant changed: deleted role assignment {replaced.name} at "
+                            f"{replaced.properties.scope} after creating {current.name}",
+                        ),
+                    )
+
+        observed = {
+            "id": current.id,
+            "name": current.name,
+            "scope": current.properties.scope or desired.scope,
+            "principalId": desired.principal_id,
+            "principalType": current.properties.principal_type or desired.principal_type,
+            "roleDefinitionId": role.id,
+            "roleName": role.role_name,
+            "adopted": adopted,
+        }
+        message = f"role {role.role_name!r} is assigned to {principal.description} at {desired.scope}"
+        if adopted:
+            message += f" (adopted the existing assignment {current.name})"
+        return outcome.succeeded(message, observed, changes=changes)
+
+    async def _replaced_assignment(
+        self,
+        recorded: api.RoleAssignmentStatus,
+        *,
+        scope: str,
+        role_definition_id: str,
+        principal_id: str | None,
+    ) -> RoleAssignment | None:
+        """The assignment the status records, if Azure confirms it is one this object made.
+
+        Status is only a pointer: Azure must show the assignment, its name must be the deterministic name
+        of the grant Azure reports for it (made by this operator, not someone's own), and that grant must
+        share the principal (`principal_id`, as Azure reported it) or both the scope and the role with what
+        the spec derives to now: a grant replaced because one of them changed. A status pointed at any
+        other assignment moves nothing in Azure.
+        """
+        if not recorded.scope or not recorded.name:
+            return None
+        found = await self._port.get_role_assignment(recorded.scope, recorded.name)
+        if found is None:
+            return None
+        grant = found.properties
+        if found.name.lower() != ids.role_assignment_name(
+            scope=grant.scope, principal_id=grant.principal_id, role_definition_id=grant.role_definition_id
+        ):
+            return None
+        same_principal = principal_id is not None and grant.principal_id.lower() == principal_id.lower()
+        same_scope_and_role = ids.same_id(grant.scope, scope) and ids.role_definition_guid(
+            grant.role_definition_id
+        ) == ids.role_definition_guid(role_definition_id)
+        return found if same_principal or same_scope_and_role else None
+
+    async def remove(self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec) -> flow.Removal:
+        """Remove the assignment the spec derives to, as Azure holds it, unless another object declares it.
+
+        The principal is the one Azure reports for the referenced identity; the assignment is the one
+        Azure holds under the deterministic name, or the one the status records if Azure confirms it is
+        this object's (see `_replaced_assignment`). The rule for a deletion Azure refuses: a 404 (the
+        assignment, or its whole scope, is gone) is done. When Azure refuses for a reason the user must
+        fix (lost access: 403 `AuthorizationFailed`, a lock), the object reports `DeletionBlocked` and
+        retries with backoff for `deletion_grace` seconds from its deletion timestamp, or until it is
+        annotated `identityoperator.dev/force-delete: "true"`; then it is released with a warning that
+        the assignment may remain in Azure. Transient failures (5xx, throttling) retry until they heal or
+        the object is force-deleted, since giving up on them would leak grants.
+        """
+        try:
+            targets = await self._owned_assignments(obj, spec)
+        except _NeedsAttention as stop:
+            # The role could not be read (Azure refused or failed): what the object owns is unknown, so
+            # nothing is released yet.
+            return flow.blocked(stop.result)
+        refused: list[tuple[RoleAssignment, errors.ArmError]] = []
+        changes: list[outcome.Change] = []
+        for assignment in targets:
+            try:
+                if await _delete_if_unshared(self._port, assignment=assignment, shared_with=obj.shared_with):
+                    changes.append(
+                        outcome.Change(
+                            reason=outcome.DELETED,
+                            message=f"deleted role assignment {assignment.name} at "
+                            f"{assignment.properties.scope}",
+                        )
+                    )
+            except errors.ArmError as refusal:
+                refused.append((assignment, refusal))
+        if not refused:
+            return flow.removed("role assignment removed", *changes)
+
+        assignment, error = refused[0]
+        what = f"role assignment {assignment.name} at {assignment.properties.scope}"
+        if error.error_class is not errors.ErrorClass.NEEDS_USER:
+            return flow.blocked(errors.outcome_for(error, action=f"deleting {what}"))
+        elapsed = self._clock() - obj.deleting_since if obj.deleting_since is not None else 0.0
+        if elapsed >= self._deletion_grace:
+            return flow.Removal(
+                done=True,
+                result=outcome.not_ready(
+                    reasons.DELETION_BLOCKED, f"released after {int(self._deletion_grace)}s: {error}"
+                ),
+                warning=f"{what} may remain in Azure: deletion was refused for {int(elapsed)}s ({error})",
+            )
+        remaining = int(self._deletion_grace - elapsed)
+        return flow.blocked(
+            outcome.not_ready(
+                reasons.DELETION_BLOCKED,
+                f"Azure refused to delete {what}: {error}. Grant the operator "
+                "Microsoft.Authorization/roleAssignments/delete at the scope; the object is released anyway "
+                f"in {remaining}s, or at once with the annotation {flow.FORCE_DELETE_ANNOTATION}=true, and "
+                "the assignment may then remain in Azure",
+                retry_after=flow.DELETION_RETRY_SECONDS,
+            )
+        )
+
+    async def _owned_assignments(
+        self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec
+    ) -> list[RoleAssignment]:
+        """What this object owns in Azure now: the grant the spec derives to (with the principal Azure
+        reported for the referenced identity, even while that identity is being deleted too), plus the
+        assignment the status records if Azure confirms it is this object's."""
+        scope = ids.parse_resource_id(spec.normalized_scope)
+        try:
+            role = await _resolve_role(spec, scope, self._roles)
+        except _NeedsAttention as stop:
+            if stop.result.reason == reasons.ROLE_NOT_FOUND or (
+                stop.error is not None and stop.error.is_gone
+            ):
+                return []  # no such role, or the scope is gone: nothing is granted there
+            raise
+        principal_id = _removal_principal(spec, obj.identity)
+        found: dict[str, RoleAssignment] = {}
+        desired: RoleAssignmentProperties | None = None
+        if principal_id is not None:
+            desired = _desired(spec, scope, role, Principal(id=principal_id, type=None, description=""))
+            name = ids.role_assignment_name(
+                scope=desired.scope, principal_id=principal_id, role_definition_id=role.id
+            )
+            current = await self._port.get_role_assignment(desired.scope, name)
+            if current is not None and current.properties.same_grant(desired):
+                found[current.name.lower()] = current
+        recorded = api.parse_status(obj.status)
+        if recorded.name and recorded.scope and recorded.name.lower() not in found:
+            if recorded.adopted:
+                # Adopted under another name: Azure must show it granting exactly the declared grant.
+                adopted = await self._port.get_role_assignment(recorded.scope, recorded.name)
+                if adopted is not None and desired is not None and adopted.properties.same_grant(desired):
+                    found[adopted.name.lower()] = adopted
+            else:
+                replaced = await self._replaced_assignment(
+                    recorded, scope=str(scope), role_definition_id=role.id, principal_id=principal_id
+                )
+                if replaced is not None:
+                    found[replaced.name.lower()] = replaced
+        return list(found.values())
+
+
+def _removal_principal(spec: api.RoleAssignmentSpec, identity: PrincipalSnapshot | None) -> str | None:
+    """The principal whose grant a deleted object removes: the raw one, or the one Azure reported for the
+    referenced identity (also while that identity is being deleted or is no longer Ready)."""
+    if spec.principal.principal_id is not None:
+        return spec.principal.principal_id.lower()
+    if identity is not None and identity.principal_id:
+        return identity.principal_id.lower()
+    return None
+
+
+def _desired(
+    spec: api.RoleAssignmentSpec, scope: ids.ResourceId, role: RoleDefinition, principal: Principal
+) -> RoleAssignmentProperties:
+    return RoleAssignmentProperties(
+        # The canonical spelling of the scope's fixed segments: ARM IDs are case-insensitive, and a scope
+        # written /SUBSCRIPTIONS/... is the same scope.
+        scope=str(scope),
         role_definition_id=role.id,
         principal_id=principal.id,
         principal_type=principal.type,
@@ -361,44 +632,6 @@ async def _reconcile(
         condition=spec.condition,
         condition_version=spec.effective_condition_version,
     )
-    name = ids.role_assignment_name(
-        scope=desired.scope, principal_id=desired.principal_id, role_definition_id=desired.role_definition_id
-    )
-    action = f"assigning role {role.role_name!r} to {principal.description} at {desired.scope}"
-    try:
-        current, adopted = await _ensure_assignment(
-            port=port, desired=desired, name=name, recorded=recorded, principal=principal
-        )
-    except errors.ArmError as error:
-        raise _NeedsAttention(_assignment_failed(error, action=action, scope=desired.scope)) from None
-
-    # Replacement: the grant changed, so the assignment recorded before is no longer what the spec asks.
-    if recorded.id and recorded.name and recorded.scope and not ids.same_id(recorded.id, current.id):
-        replaced = await _delete_if_unshared(
-            port, scope=recorded.scope, name=recorded.name, declared_elsewhere=declared_elsewhere
-        )
-        if replaced is not None:
-            # Keep the old assignment in status so the next attempt deletes it; the new one is found again
-            # by its deterministic name.
-            failed = errors.outcome_for(
-                replaced, action=f"removing the replaced role assignment {recorded.name} at {recorded.scope}"
-            )
-            return dataclasses.replace(failed, message=f"created {current.name}; {failed.message}")
-
-    observed = {
-        "id": current.id,
-        "name": current.name,
-        "scope": current.properties.scope or desired.scope,
-        "principalId": desired.principal_id,
-        "principalType": current.properties.principal_type or desired.principal_type,
-        "roleDefinitionId": role.id,
-        "roleName": role.role_name,
-        "adopted": True if adopted else None,
-    }
-    message = f"role {role.role_name!r} is assigned to {principal.description} at {desired.scope}"
-    if adopted:
-        message += f" (adopted the existing assignment {current.name})"
-    return outcome.succeeded(message, observed)
 
 
 def _assignment_failed(error: errors.ArmError, *, action: str, scope: str) -> outcome.Outcome:
@@ -419,141 +652,20 @@ def _assignment_failed(error: errors.ArmError, *, action: str, scope: str) -> ou
 
 
 async def _delete_if_unshared(
-    port: AuthorizationPort, *, scope: str, name: str, declared_elsewhere: DeclaredElsewhere
-) -> errors.ArmError | None:
-    """Delete one assignment unless another object declares it; the error if Azure refused."""
-    others = declared_elsewhere(name)
-    if others:
-        logger.info("Keeping role assignment %s: still declared by %s", name, ", ".join(sorted(others)))
-        return None
-    try:
-        await port.delete_role_assignment(scope, name)
-    except errors.ArmError as error:
-        if error.status == 404:
-            logger.info("Role assignment %s is gone with its scope %s (%s)", name, scope, error.code)
-            return None
-        return error
-    return None
+    port: AuthorizationPort, *, assignment: RoleAssignment, shared_with: Callable[[str], Collection[str]]
+) -> bool:
+    """Delete one assignment unless another object declares it; whether it was deleted by this call.
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Deletion:
-    """What a delete attempt concluded: `done` releases the object; otherwise report `result` and retry."""
-
-    done: bool
-    result: outcome.Outcome
-    warning: str | None = None
-    """Set when the object is released although Azure may still hold the assignment."""
-
-
-async def _derived_target(
-    *,
-    spec: api.RoleAssignmentSpec,
-    identity: PrincipalSnapshot | None,
-    roles: RoleResolver,
-) -> tuple[str, str] | None:
-    """(scope, name) of the assignment the spec derives to now, if it can be worked out."""
-    if spec.principal.principal_id is not None:
-        principal_id = spec.principal.principal_id
-    elif identity is not None and identity.principal_id:
-        principal_id = identity.principal_id
-    else:
-        return None
-    try:
-        scope = ids.parse_resource_id(spec.normalized_scope)
-        role = await _resolve_role(spec, scope, roles)
-    except (ids.InvalidResourceId, _NeedsAttention, errors.ArmError):
-        return None
-    name = ids.role_assignment_name(
-        scope=spec.normalized_scope, principal_id=principal_id, role_definition_id=role.id
-    )
-    return spec.normalized_scope, name
-
-
-async def delete(
-    *,
-    spec: Mapping[str, Any] | None,
-    status: Mapping[str, Any] | None,
-    identity: PrincipalSnapshot | None,
-    port: AuthorizationPort,
-    roles: RoleResolver,
-    declared_elsewhere: DeclaredElsewhere = _nobody_else,
-    deleting_since: float | None,
-    force: bool,
-    now: float | None = None,
-    grace: float = DELETION_GRACE_SECONDS,
-) -> Deletion:
-    """Remove the assignment the object owns, honouring `deletionPolicy`.
-
-    The rule: a 404 (the assignment, or its whole scope, is gone) is done. When Azure refuses for a reason
-    the user must fix (lost access: 403 `AuthorizationFailed`, a lock), the object reports
-    `DeletionBlocked` and retries with backoff for `grace` seconds from its deletion timestamp, or until it
-    is annotated `identityoperator.dev/force-delete: "true"`; then it is released with a warning that
-    the assignment may remain in Azure. Transient failures (5xx, throttling) retry with backoff until
-    they heal or the object is force-deleted, since giving up on them would leak grants.
+    Raises the `ArmError` Azure answered, except a 404: gone already, with its scope or by itself.
     """
-    now = time.time() if now is None else now
-    recorded = api.parse_status(status)
+    others = shared_with(assignment.name.lower())
+    if others:
+        logger.info("Keeping role assignment %s: still declared by %s", assignment.name, ", ".join(others))
+        return False
     try:
-        parsed: api.RoleAssignmentSpec | None = api.parse_spec(spec)
-    except api.InvalidSpec:
-        parsed = None
-    if parsed is not None and parsed.deletion_policy == "Orphan":
-        return Deletion(
-            done=True,
-            result=outcome.not_ready(
-                reasons.DELETING, "deletionPolicy is Orphan: the assignment stays in Azure"
-            ),
-        )
-    targets: dict[str, tuple[str, str]] = {}
-    if recorded.name and recorded.scope:
-        targets[recorded.name.lower()] = (recorded.scope, recorded.name)
-    if parsed is not None:
-        derived = await _derived_target(spec=parsed, identity=identity, roles=roles)
-        if derived is not None and derived[1].lower() not in targets:
-            # Only what Azure actually holds: an object that never got its assignment (a forbidden scope,
-            # say) must not be blocked by a DELETE of something that was never created.
-            try:
-                exists = await port.get_role_assignment(*derived) is not None
-            except errors.ArmError:
-                exists = True  # cannot tell: try the delete, which reports why
-            if exists:
-                targets[derived[1].lower()] = derived
-    refused: list[tuple[str, str, errors.ArmError]] = []
-    for scope, name in targets.values():
-        error = await _delete_if_unshared(port, scope=scope, name=name, declared_elsewhere=declared_elsewhere)
-        if error is not None:
-            refused.append((scope, name, error))
-    if not refused:
-        return Deletion(done=True, result=outcome.not_ready(reasons.DELETING, "role assignment removed"))
-
-    scope, name, error = refused[0]
-    what = f"role assignment {name} at {scope}"
-    if force:
-        return Deletion(
-            done=True,
-            result=outcome.not_ready(reasons.DELETION_BLOCKED, f"released by {api.FORCE_DELETE_ANNOTATION}"),
-            warning=f"{what} may remain in Azure: released by {api.FORCE_DELETE_ANNOTATION} after {error}",
-        )
-    if error.error_class is not errors.ErrorClass.NEEDS_USER:
-        failed = errors.outcome_for(error, action=f"deleting {what}")
-        return Deletion(done=False, result=failed)
-    elapsed = now - deleting_since if deleting_since is not None else 0.0
-    if elapsed >= grace:
-        return Deletion(
-            done=True,
-            result=outcome.not_ready(reasons.DELETION_BLOCKED, f"released after {int(grace)}s: {error}"),
-            warning=f"{what} may remain in Azure: deletion was refused for {int(elapsed)}s ({error})",
-        )
-    remaining = int(grace - elapsed)
-    return Deletion(
-        done=False,
-        result=outcome.not_ready(
-            reasons.DELETION_BLOCKED,
-            f"Azure refused to delete {what}: {error}. Grant the operator "
-            "Microsoft.Authorization/roleAssignments/delete at the scope; the object is released anyway in "
-            f"{remaining}s, or at once with the annotation {api.FORCE_DELETE_ANNOTATION}=true, and the "
-            "assignment may then remain in Azure",
-            retry_after=DELETION_RETRY_SECONDS,
-        ),
-    )
+        await port.delete_role_assignment(assignment.properties.scope, assignment.name)
+    except errors.ArmError as error:
+        if error.is_gone:
+            return False
+        raise
+    return True

@@ -1,4 +1,4 @@
-"""Reconcile a `SystemAssignedIdentity`: the system-assigned identity of a resource is enabled, and reported.
+"""`SystemAssignedIdentity`: the system-assigned identity of a resource is enabled, and reported.
 
 Observe (GET the resource) → compare (is `SystemAssigned` in its identity type?) → write only what
 differs (PATCH the identity type, keeping every user-assigned identity attached) → report the principal.
@@ -6,7 +6,8 @@ The read and the write run under the resource's identity lock, shared with attac
 identities, so concurrent changes to one resource's identity block never undo each other.
 
 A resource deleted in Azure takes its system-assigned principal with it: the status then says the resource
-is gone and drops the principal, so role assignments that use it report it too.
+is gone and drops the principal, so role assignments that use it report it too. Deleting the object turns
+the identity off, unless another object still declares the same resource's identity.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from azure_identity_operator.api import constants
 from azure_identity_operator.api.system_assigned_identity import InvalidSpecError, SystemAssignedIdentitySpec
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.resources import (
@@ -23,6 +25,8 @@ from azure_identity_operator.arm.resources import (
     ResourcePort,
     identity_type,
 )
+from azure_identity_operator.locks import arm_id_key
+from azure_identity_operator.reconcilers import flow
 from azure_identity_operator.status import outcome, reasons
 
 GONE_FIELDS = {"principalId": None, "tenantId": None}
@@ -65,7 +69,14 @@ async def reconcile(port: ResourcePort, spec: SystemAssignedIdentitySpec) -> out
                     observed=GONE_FIELDS,
                 )
             identity = resource.identity
+            changes: tuple[outcome.Change, ...] = ()
             if not identity.system_assigned:
+                changes = (
+                    outcome.Change(
+                        reason=outcome.CREATED,
+                        message=f"enabled the system-assigned identity of {resource.name}",
+                    ),
+                )
                 resource = await port.patch_identity(
                     resource,
                     IdentityPatch(
@@ -99,10 +110,12 @@ async def reconcile(port: ResourcePort, spec: SystemAssignedIdentitySpec) -> out
             f"enabling the system-assigned identity of {target}: Azure has not reported its principal yet",
             retry_after=errors.DEFAULT_RETRY_SECONDS,
             observed={**observed, **GONE_FIELDS},
+            changes=changes,
         )
     return outcome.succeeded(
         f"system-assigned identity of {resource.name} is enabled (principal {principal_id})",
         {**observed, "principalId": principal_id, "tenantId": resource.identity.tenant_id},
+        changes=changes,
     )
 
 
@@ -132,3 +145,34 @@ async def disable(port: ResourcePort, spec: SystemAssignedIdentitySpec) -> Clean
             ),
         )
     return Cleanup(True, f"disabled the system-assigned identity of {resource.name}")
+
+
+class SystemAssignedIdentityHooks(flow.BaseHooks[SystemAssignedIdentitySpec]):
+    kind = constants.SYSTEM_ASSIGNED_IDENTITY
+    action = "enabling the system-assigned identity"
+    removal = "disabling the system-assigned identity"
+
+    def __init__(self, resources: ResourcePort) -> None:
+        self._resources = resources
+
+    def parse(self, obj: flow.ObjectState) -> SystemAssignedIdentitySpec:
+        return parse_spec(obj.spec)
+
+    def sharing_keys(self, obj: flow.ObjectState) -> tuple[str, ...]:
+        resource_id = obj.spec.get("resourceId")
+        return (arm_id_key(resource_id),) if isinstance(resource_id, str) and resource_id else ()
+
+    async def ensure(self, obj: flow.ObjectState, spec: SystemAssignedIdentitySpec) -> outcome.Outcome:
+        return await reconcile(self._resources, spec)
+
+    async def remove(self, obj: flow.ObjectState, spec: SystemAssignedIdentitySpec) -> flow.Removal:
+        others = obj.shared_with(arm_id_key(spec.resource_id))
+        if others:
+            return flow.removed(
+                f"the system-assigned identity of {spec.resource_id} stays enabled: still declared by "
+                + ", ".join(sorted(others))
+            )
+        result = await disable(self._resources, spec)
+        if not result.disabled:
+            return flow.removed(result.message)
+        return flow.removed(result.message, outcome.Change(reason=outcome.DELETED, message=result.message))

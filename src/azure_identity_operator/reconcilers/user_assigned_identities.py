@@ -1,42 +1,54 @@
-"""Reconcile a `UserAssignedIdentity`: make Azure hold the identity the spec declares, and report its IDs.
+"""`UserAssignedIdentity`: make Azure hold the identity the spec declares, export and attach it, report it.
 
-One function for create, update, resume and the drift check: read the identity, create it when it is
-missing (an identity deleted behind our back is created again and its new IDs reported), adopt one that
-already exists under that name, converge its tags when they differ, and write nothing otherwise. Cleanup
-honours `deletionPolicy` and treats "already gone" as done.
+`ensure` reads the identity, creates it when it is missing (an identity deleted behind our back is created
+again and its new IDs reported), adopts one that already exists under that name, converges its tags when
+they differ, and writes nothing otherwise; then exports its IDs to the ConfigMap `exportTo` names and
+attaches it to the resources `attachTo` lists (`reconcilers.attachments`).
+
+`remove` derives the identity from the spec, never from status (anyone allowed to write `/status` could
+point it at another object's identity): it detaches that identity, then deletes it if Azure holds it in
+the declared location. The spec is parsed once per pass, in `parse`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from azure_identity_operator.api import constants
 from azure_identity_operator.api import user_assigned_identity as api
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.identities import Identity, IdentityPort, IdentityRef
+from azure_identity_operator.arm.resources import ResourcePort
+from azure_identity_operator.reconcilers import attachments, flow
+from azure_identity_operator.reconcilers.kube_port import ConfigMapPort, KubernetesError
 from azure_identity_operator.status import outcome, reasons
 
-GONE_CODES = frozenset(
-    {
-        "ResourceNotFound",
-        "NotFound",
-        "ResourceGroupNotFound",
-        "ParentResourceNotFound",
-        "SubscriptionNotFound",
-    }
-)
-"""Codes that, when deleting, mean the thing is already gone (with its resource group or subscription)."""
 
-DELETION_RETRY_SECONDS = 5.0
-"""First retry of a deletion Azure refused for a reason the user must fix; doubles up to 5 minutes."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParsedIdentity:
+    """The spec as written and as Azure should hold it."""
+
+    spec: api.UserAssignedIdentitySpec
+    desired: api.DesiredIdentity
+
+    @property
+    def ref(self) -> IdentityRef:
+        return identity_ref(self.desired)
+
+    @property
+    def where(self) -> str:
+        return f"identity {self.desired.name!r} in resource group {self.desired.resource_group!r}"
 
 
 def desired_from_spec(
     spec: Mapping[str, Any] | None, *, object_name: str, default_subscription_id: str
-) -> api.DesiredIdentity:
+) -> ParsedIdentity:
     """Parse and validate the spec with Azure's rules; raise `InvalidSpecError` saying what to fix."""
+    parsed = api.parse_spec(spec)
     desired = api.desired_identity(
-        api.parse_spec(spec), object_name=object_name, default_subscription_id=default_subscription_id
+        parsed, object_name=object_name, default_subscription_id=default_subscription_id
     )
     if not ids.is_guid(desired.subscription_id):
         raise api.InvalidSpecError(f"spec.subscriptionId {desired.subscription_id!r} is not a GUID")
@@ -51,146 +63,211 @@ def desired_from_spec(
             f"{source}: {desired.name!r} is not a valid identity name "
             "(3-128 letters, digits, '-' or '_', starting with a letter or digit)"
         )
-    return desired
+    return ParsedIdentity(spec=parsed, desired=desired)
 
 
 def identity_ref(desired: api.DesiredIdentity) -> IdentityRef:
     return IdentityRef(desired.subscription_id, desired.resource_group, desired.name)
 
 
-async def reconcile(
-    port: IdentityPort,
-    spec: Mapping[str, Any] | None,
-    *,
-    object_name: str,
-    default_subscription_id: str,
-    default_tenant_id: str | None,
-    status: Mapping[str, Any] | None,
-) -> outcome.Outcome:
-    try:
-        desired = desired_from_spec(
-            spec, object_name=object_name, default_subscription_id=default_subscription_id
+class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
+    kind = constants.USER_ASSIGNED_IDENTITY
+    action = "reconciling the identity"
+    removal = "deleting the identity"
+
+    def __init__(
+        self,
+        identities: IdentityPort,
+        resources: ResourcePort,
+        config_maps: ConfigMapPort | None,
+        *,
+        default_subscription_id: str,
+        default_tenant_id: str | None,
+    ) -> None:
+        self._identities = identities
+        self._resources = resources
+        self._config_maps = config_maps
+        self._default_subscription_id = default_subscription_id
+        self._default_tenant_id = default_tenant_id
+
+    def parse(self, obj: flow.ObjectState) -> ParsedIdentity:
+        return desired_from_spec(
+            obj.spec, object_name=obj.name, default_subscription_id=self._default_subscription_id
         )
-    except api.InvalidSpecError as error:
-        return outcome.not_ready(reasons.INVALID_SPEC, str(error))
-    ref = identity_ref(desired)
-    where = f"identity {ref.name!r} in resource group {ref.resource_group!r}"
-    status = status or {}
-    try:
-        current = await port.get_identity(ref)
-    except errors.ArmError as error:
-        return _explained(error, action=f"reading {where}", desired=desired)
 
-    adopted = bool(status.get("adopted", False))
-    if current is None:
-        try:
-            current = await port.create_or_update_identity(ref, location=desired.location, tags=desired.tags)
-        except errors.ArmError as error:
-            return _explained(error, action=f"creating {where}", desired=desired)
-        # Created by this object, or created again after a deletion behind our back (new IDs).
-        adopted = False
-    elif not status.get("id"):
-        # Found under this name before this object recorded any identity: taken over as it is.
-        adopted = True
+    def deletion_policy(self, spec: ParsedIdentity) -> str:
+        return spec.spec.deletion_policy
 
-    if _normalized_location(current.location) != _normalized_location(desired.location):
-        return outcome.not_ready(
-            reasons.CONFLICT,
-            f"{where} already exists in location {current.location!r}, not {desired.location!r}; "
-            "an identity cannot move: set spec.location to its location or choose another spec.azureName",
+    async def ensure(self, obj: flow.ObjectState, spec: ParsedIdentity) -> outcome.Outcome:
+        result = await self._ensure_identity(obj, spec)
+        if not result.ready:
+            return result
+        exported = await self._export(obj, spec, result)
+        if exported is not None:
+            return exported
+        return await attachments.reconcile_for_identity(
+            self._resources,
+            identity_outcome=result,
+            attach_to=spec.spec.attach_to,
+            status=obj.status,
         )
-    if dict(current.tags) != dict(desired.tags):
+
+    async def _ensure_identity(self, obj: flow.ObjectState, spec: ParsedIdentity) -> outcome.Outcome:
+        desired, ref, where = spec.desired, spec.ref, spec.where
         try:
-            current = await port.update_identity_tags(ref, tags=desired.tags)
+            current = await self._identities.get_identity(ref)
         except errors.ArmError as error:
-            return _explained(error, action=f"updating the tags of {where}", desired=desired)
+            return _explained(error, action=f"reading {where}", desired=desired)
 
-    return outcome.succeeded(
-        f"{'adopted ' if adopted else ''}{where} is ready (client ID {current.client_id})",
-        observed=_observed(current, default_tenant_id, adopted),
-    )
-
-
-async def cleanup(
-    port: IdentityPort,
-    spec: Mapping[str, Any] | None,
-    *,
-    object_name: str,
-    default_subscription_id: str,
-    status: Mapping[str, Any] | None,
-) -> outcome.Outcome | None:
-    """Delete what the object owns unless its policy is Orphan; `None` when done, else why it is blocked."""
-    status = status or {}
-    try:
-        parsed = api.parse_spec(spec)
-    except api.InvalidSpecError:
-        parsed = None
-    if parsed is not None and parsed.deletion_policy == "Orphan":
-        return None
-    try:
-        ref = _recorded_ref(status)
-        if ref is None:
-            # Nothing recorded: the operator may have stopped between Azure's create and the status write,
-            # or the object never took the identity over (a Conflict). Delete only an identity that
-            # matches the spec, never one that merely shares the name.
+        changes: list[outcome.Change] = []
+        adopted = bool(obj.status.get("adopted", False))
+        if current is None:
             try:
-                desired = desired_from_spec(
-                    spec, object_name=object_name, default_subscription_id=default_subscription_id
+                current = await self._identities.create_or_update_identity(
+                    ref, location=desired.location, tags=desired.tags
                 )
-            except api.InvalidSpecError:
-                return None
-            ref = identity_ref(desired)
-            current = await port.get_identity(ref)
-            if current is None or _normalized_location(current.location) != _normalized_location(
-                desired.location
-            ):
-                return None
-        await port.delete_identity(ref)
-    except errors.ArmError as error:
-        if error.code in GONE_CODES or error.status == 404:
-            return None
-        retry = errors.outcome_for(error, action="").retry_after
-        where = f"identity {ref.name!r} in resource group {ref.resource_group!r}" if ref else "the identity"
-        return outcome.not_ready(
-            reasons.DELETION_BLOCKED,
-            f"deleting {where}: {error}; "
-            "the object keeps its finalizer until Azure confirms the deletion "
-            "(or set spec.deletionPolicy: Orphan to leave the identity in Azure)",
-            retry_after=retry or DELETION_RETRY_SECONDS,
+            except errors.ArmError as error:
+                return _explained(error, action=f"creating {where}", desired=desired)
+            recorded = obj.status.get("id")
+            if isinstance(recorded, str) and ids.same_id(recorded, current.id):
+                changes.append(
+                    outcome.Change(
+                        reason=outcome.RECREATED,
+                        message=f"{where} was missing in Azure: created it again, with new principal "
+                        f"{current.principal_id} and client ID {current.client_id}",
+                    )
+                )
+            else:
+                changes.append(
+                    outcome.Change(
+                        reason=outcome.CREATED,
+                        message=f"created {where} (principal {current.principal_id}, "
+                        f"client ID {current.client_id})",
+                    )
+                )
+            adopted = False
+        elif not obj.status.get("id"):
+            # Found under this name before this object recorded any identity: taken over as it is.
+            adopted = True
+
+        if _normalized_location(current.location) != _normalized_location(desired.location):
+            return outcome.not_ready(
+                reasons.CONFLICT,
+                f"{where} already exists in location {current.location!r}, not {desired.location!r}; "
+                "an identity cannot move: set spec.location to its location or choose another spec.azureName",
+            )
+        if dict(current.tags) != dict(desired.tags):
+            try:
+                current = await self._identities.update_identity_tags(ref, tags=desired.tags)
+            except errors.ArmError as error:
+                return _explained(
+                    error, action=f"updating the tags of {where}", desired=desired
+                ).with_changes(*changes)
+            if not changes:
+                changes.append(
+                    outcome.Change(
+                        reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
+                        message=f"made the tags of {where} match the spec"
+                        + ("" if obj.spec_changed else " again (they were changed in Azure)"),
+                    )
+                )
+
+        return outcome.succeeded(
+            f"{'adopted ' if adopted else ''}{where} is ready (client ID {current.client_id})",
+            observed=_observed(current, self._default_tenant_id, adopted),
+            changes=tuple(changes),
         )
-    return None
 
+    async def _export(
+        self, obj: flow.ObjectState, spec: ParsedIdentity, result: outcome.Outcome
+    ) -> outcome.Outcome | None:
+        """Copy the IDs to the ConfigMap `spec.exportTo.configMap` names; `None` when that is done.
 
-def _recorded_ref(status: Mapping[str, Any]) -> IdentityRef | None:
-    """The identity the object's status records as its own."""
-    recorded = status.get("id")
-    if not isinstance(recorded, str) or not recorded:
+        A failure keeps the identity's IDs in status: without them the next pass would take the identity
+        this object created for an adopted one.
+        """
+        export_to = spec.spec.export_to
+        if self._config_maps is None or export_to is None or export_to.config_map is None:
+            return None
+        name = export_to.config_map.name
+        observed = result.observed
+        values = {
+            "clientId": observed.get("clientId"),
+            "principalId": observed.get("principalId"),
+            "tenantId": observed.get("tenantId"),
+            "resourceId": observed.get("id"),
+        }
+        try:
+            await self._config_maps.export_config_map(
+                namespace=obj.namespace,
+                name=name,
+                data={key: str(value) for key, value in values.items() if value},
+                owner={
+                    "apiVersion": constants.API_VERSION,
+                    "kind": self.kind.kind,
+                    "name": obj.name,
+                    "uid": obj.uid,
+                },
+            )
+        except KubernetesError as error:
+            if error.status in (400, 422):
+                # The API server refused the object the user named: only the spec can fix that.
+                return outcome.not_ready(
+                    reasons.INVALID_SPEC,
+                    f"spec.exportTo.configMap.name {name!r}: the Kubernetes API refused the ConfigMap: "
+                    f"{error.message}",
+                    observed=observed,
+                ).with_changes(*result.changes)
+            return outcome.not_ready(
+                reasons.OPERATOR_ERROR,
+                f"exporting the identity's IDs to ConfigMap {name!r}: {error}",
+                retry_after=flow.UNEXPECTED_ERROR_RETRY_SECONDS,
+                observed=observed,
+            ).with_changes(*result.changes)
         return None
-    try:
-        parsed = ids.parse_resource_id(recorded)
-    except ids.InvalidResourceId:
-        return None
-    if parsed.resource_group is None or not parsed.names:
-        return None
-    return IdentityRef(parsed.subscription_id, parsed.resource_group, parsed.names[-1])
+
+    async def remove(self, obj: flow.ObjectState, spec: ParsedIdentity) -> flow.Removal:
+        """Detach, then delete the identity the spec names if Azure holds it where the spec says.
+
+        Never one that merely shares the name in another location: that one is a `Conflict` the object
+        never took over.
+        """
+        ref, where = spec.ref, spec.where
+        current = await self._identities.get_identity(ref)
+        if current is None:
+            return flow.removed(f"{where} is not in Azure")
+        if _normalized_location(current.location) != _normalized_location(spec.desired.location):
+            return flow.removed(f"{where} in {current.location!r} was never this object's: left in Azure")
+        detached = await attachments.detach_before_deletion(
+            self._resources,
+            identity_id=current.id,
+            attach_to=spec.spec.attach_to,
+            status=obj.status,
+        )
+        if detached is not None:
+            return flow.blocked(detached)
+        await self._identities.delete_identity(ref)
+        return flow.removed(
+            f"deleted {where}", outcome.Change(reason=outcome.DELETED, message=f"deleted {where}")
+        )
 
 
 def _explained(error: errors.ArmError, *, action: str, desired: api.DesiredIdentity) -> outcome.Outcome:
     """The classified outcome, with a hint where the fix is on the user's side."""
     result = errors.outcome_for(error, action=action)
+    if error.is_transient:
+        return result
     if error.code == "ResourceGroupNotFound":
-        return outcome.not_ready(
-            result.reason,
-            f"{result.message}. Create resource group {desired.resource_group!r} in subscription "
+        return dataclasses.replace(
+            result,
+            message=f"{result.message}. Create resource group {desired.resource_group!r} in subscription "
             f"{desired.subscription_id} or correct spec.resourceGroup",
-            retry_after=result.retry_after,
         )
     if error.code in ("SubscriptionNotFound", "InvalidSubscriptionId"):
-        return outcome.not_ready(
-            result.reason,
-            f"{result.message}. Correct spec.subscriptionId (it defaults to the operator's "
+        return dataclasses.replace(
+            result,
+            message=f"{result.message}. Correct spec.subscriptionId (it defaults to the operator's "
             "AZURE_SUBSCRIPTION_ID) or give the operator access to that subscription",
-            retry_after=result.retry_after,
         )
     return result
 

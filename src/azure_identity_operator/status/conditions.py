@@ -24,6 +24,14 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: str) -> float | None:
+    """Unix time of an RFC 3339 timestamp as conditions carry it; `None` if it is not one."""
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def set_condition(
     conditions: Sequence[Mapping[str, Any]] | None,
     *,

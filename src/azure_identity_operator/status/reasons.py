@@ -22,12 +22,19 @@ AZURE_ERROR = "AzureError"
 """A transient Azure failure (5xx, timeout, conflict); retried with backoff."""
 DELETING = "Deleting"
 """The object is being deleted and Azure is being cleaned up."""
+PAUSED = "Paused"
+"""The object carries `identityoperator.dev/reconcile-policy: skip`: the operator neither reads nor writes
+Azure for it until the annotation is removed."""
 
 # Ready=False until the user acts (no retries until the spec changes, apart from the drift check)
 INVALID_SPEC = "InvalidSpec"
 """The spec is malformed: an invalid name, scope, GUID or combination of fields."""
 REFERENCE_NOT_FOUND = "ReferenceNotFound"
 """A referenced Kubernetes object does not exist."""
+SUBSCRIPTION_NOT_FOUND = "SubscriptionNotFound"
+"""The subscription does not exist, or the operator's identity cannot see it."""
+PRINCIPAL_NOT_FOUND = "PrincipalNotFound"
+"""Azure kept reporting the principal as unknown well past directory replication: check the object ID."""
 RESOURCE_GROUP_NOT_FOUND = "ResourceGroupNotFound"
 """The resource group does not exist in the subscription."""
 RESOURCE_NOT_FOUND = "ResourceNotFound"
@@ -62,4 +69,8 @@ PROGRESSING = frozenset(
     }
 )
 """Not-ready reasons from which the operator makes progress without the user (kstatus `Reconciling`);
-every other not-ready reason needs the user to act (kstatus `Stalled`)."""
+every other not-ready reason but `Paused` needs the user to act (kstatus `Stalled`)."""
+
+TRANSIENT = frozenset({THROTTLED, AZURE_ERROR})
+"""Reasons of a failed observation that says nothing about Azure's state: a drift check that ends in one
+keeps the object's last known good status."""

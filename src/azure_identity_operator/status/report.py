@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from azure_identity_operator.status import conditions
+from azure_identity_operator.status import conditions, reasons
 from azure_identity_operator.status.outcome import Outcome
 
 
@@ -42,7 +42,8 @@ def _kstatus_conditions(
 ) -> list[dict[str, Any]]:
     """`Reconciling` and `Stalled`, the conditions kstatus (Flux, kubectl wait, cli-utils) reads: True while
     they apply, absent otherwise, so a Ready=False object is never mistaken for a settled one."""
-    if result.ready:
+    if result.ready or result.reason == reasons.PAUSED:
+        # Paused is settled by the user's choice: neither progressing nor waiting for a fix.
         current = conditions.remove_condition(current, conditions.RECONCILING)
         return conditions.remove_condition(current, conditions.STALLED)
     applies, other = (

@@ -228,7 +228,7 @@ async def translated_errors() -> AsyncIterator[None]:
         if error.status_code is not None:
             raise _from_http_error(error, default_code="AuthenticationFailed") from error
         raise ArmError(
-            status=None, code="AuthenticationFailed", message=_credential_failure(error)
+            status=None, code=_credential_failure_code(error), message=_credential_failure(error)
         ) from error
     except ResourceNotFoundError as error:
         raise _from_http_error(error, default_code="ResourceNotFound") from error
@@ -265,6 +265,17 @@ def _from_http_error(error: HttpResponseError, *, default_code: str) -> ArmError
 
 _ENTRA_ERROR = re.compile(r"Microsoft Entra ID error '\(([\w-]+)\) (AADSTS\d+: [^.']*\.?)")
 _MAX_CREDENTIAL_MESSAGE = 600
+
+
+def _credential_failure_code(error: ClientAuthenticationError) -> str:
+    """`AuthenticationFailed` when Entra refused a credential (a person must fix it); `CredentialUnavailable`
+    when no credential could ask at all, such as a projected token not mounted yet (usually heals)."""
+    if isinstance(error, azure.identity.CredentialUnavailableError):
+        return "CredentialUnavailable"
+    text = str(error.message or error)
+    if _ENTRA_ERROR.search(text) is None and "unavailable" in text.lower():
+        return "CredentialUnavailable"
+    return "AuthenticationFailed"
 
 
 def _credential_failure(error: ClientAuthenticationError) -> str:

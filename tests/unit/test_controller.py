@@ -1,0 +1,357 @@
+"""The level-based controller with plain data: watch events in, reconciles of fake kinds, writes recorded.
+
+Covers: a new object gets its finalizer before anything else and one Event for one change, and a second
+pass writes nothing; the echo of the operator's own write triggers nothing, a status someone else wrote
+is reconciled; a spec change (also one that reverts an earlier one) is reconciled at once, its backoff
+reset; a drift check that fails on a transient error keeps the status; dependants are woken only when the
+principal Azure reports changes, and wait (deferred, unreported) for an identity not yet observed in
+Azure; a deletion removes the finalizer only once Azure is clean; a copied last-handled annotation is
+ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+from azure_identity_operator.api import constants
+from azure_identity_operator.handlers.controller import Controller, KindRuntime
+from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.status import outcome, reasons
+
+IDENTITY = constants.Kind("Identity", "identities", "id")
+DEPENDANT = constants.Kind("Dependant", "dependants", "dep")
+INTERVAL = 60.0
+
+
+class FakeKube:
+    """An API server of one kind of write: keeps each object, bumps resourceVersion, records writes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[str] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.version = 100
+
+    def put(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.objects[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
+        return copy.deepcopy(body)
+
+    async def patch_status(
+        self, *, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self.writes.append(f"status {name}")
+        body = self.objects[(namespace, name)]
+        merged = {**body.get("status", {}), **status}
+        body["status"] = {key: value for key, value in merged.items() if value is not None}
+        return self.put(body)
+
+    async def add_finalizer(
+        self, *, plural: str, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self.writes.append(f"finalizer+ {name}")
+        stored = self.objects[(namespace, name)]
+        stored["metadata"].setdefault("finalizers", []).append(constants.FINALIZER)
+        return self.put(stored)
+
+    async def remove_finalizer(
+        self, *, plural: str, namespace: str, name: str, body: Mapping[str, Any]
+    ) -> None:
+        self.writes.append(f"finalizer- {name}")
+        self.objects.pop((namespace, name), None)
+
+    async def post_event(self, *, involved: Mapping[str, str], type_: str, reason: str, message: str) -> None:
+        self.writes.append(f"event {involved['name']}")
+        self.events.append((involved["name"], type_, reason))
+
+
+@dataclasses.dataclass
+class FakeHooks(flow.BaseHooks[Mapping[str, Any]]):
+    """A kind whose Azure side is a dict; `ensure` is scripted per test."""
+
+    kind: constants.Kind
+    ensure_fn: Callable[[flow.ObjectState], Awaitable[outcome.Outcome]]
+    action: str = "reconciling"
+    removal: str = "deleting"
+    seen: list[flow.ObjectState] = dataclasses.field(default_factory=list)
+    remove_result: flow.Removal = dataclasses.field(default_factory=lambda: flow.removed("gone"))
+
+    def parse(self, obj: flow.ObjectState) -> Mapping[str, Any]:
+        return obj.spec
+
+    def reference(self, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+        return (IDENTITY.kind, spec["identity"]) if "identity" in spec else None
+
+    async def ensure(self, obj: flow.ObjectState, spec: Mapping[str, Any]) -> outcome.Outcome:
+        self.seen.append(obj)
+        return await self.ensure_fn(obj)
+
+    async def remove(self, obj: flow.ObjectState, spec: Mapping[str, Any]) -> flow.Removal:
+        self.seen.append(obj)
+        return self.remove_result
+
+
+def manifest(name: str, spec: dict[str, Any], *, generation: int = 1, **metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": constants.API_VERSION,
+        "metadata": {
+            "name": name,
+            "namespace": "team",
+            "uid": f"uid-{name}",
+            "generation": generation,
+            **metadata,
+        },
+        "spec": spec,
+    }
+
+
+class Harness:
+    def __init__(self, *runtimes: KindRuntime) -> None:
+        self.kube = FakeKube()
+        self.controller = Controller(kube=self.kube, kinds=runtimes, sync_interval=INTERVAL)
+
+    def apply(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        stored = self.kube.put(body)
+        self.controller.observe(kind, "ADDED", stored)
+        return stored
+
+    def echo(self, kind: str, name: str) -> None:
+        """The watch event of the object as now stored (what the API server sends after a write)."""
+        self.controller.observe(kind, "MODIFIED", copy.deepcopy(self.kube.objects[("team", name)]))
+
+    async def settle(self, seconds: float = 0.2) -> None:
+        await asyncio.sleep(seconds)
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def started(harness: Harness) -> None:
+    harness.controller.start()
+    await asyncio.sleep(0)
+
+
+def ready(message: str = "ok", **observed: Any) -> outcome.Outcome:
+    return outcome.succeeded(message, observed)
+
+
+def test_a_new_object_gets_its_finalizer_first_and_one_event_and_a_second_pass_writes_nothing() -> None:
+    created = outcome.Change(reason=outcome.CREATED, message="created it")
+    calls: list[str] = []
+
+    async def ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        calls.append("ensure")
+        return ready().with_changes(created) if len(calls) == 1 else ready()
+
+    hooks = FakeHooks(IDENTITY, ensure)
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Identity", manifest("app", {}))
+        await harness.settle()
+        assert harness.kube.writes == ["finalizer+ app", "status app", "event app"]
+        assert harness.kube.events == [("app", "Normal", "Created")]
+        harness.echo("Identity", "app")  # the echo of our own write: nothing to do
+        await harness.settle()
+        assert calls == ["ensure"]
+        # A drift check: the same outcome, nothing written.
+        harness.controller._schedule(("Identity", "team", "app"), 0, 2)
+        await harness.settle()
+        assert calls == ["ensure", "ensure"]
+        assert harness.kube.writes == ["finalizer+ app", "status app", "event app"]
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_a_status_someone_else_wrote_is_reconciled_and_corrected() -> None:
+    async def ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        return ready(principalId="real")
+
+    hooks = FakeHooks(IDENTITY, ensure)
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Identity", manifest("app", {}))
+        await harness.settle()
+        stored = harness.kube.objects[("team", "app")]
+        stored["status"]["principalId"] = "forged"
+        harness.controller.observe("Identity", "MODIFIED", harness.kube.put(stored))
+        await harness.settle()
+        assert len(hooks.seen) == 2
+        assert harness.kube.objects[("team", "app")]["status"]["principalId"] == "real"
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_a_spec_change_during_a_backoff_is_reconciled_at_once_also_when_it_reverts() -> None:
+    async def ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        if obj.spec.get("principal") == "unknown":
+            return outcome.not_ready(reasons.WAITING_FOR_PRINCIPAL, "not yet", retry_after=60)
+        return ready()
+
+    hooks = FakeHooks(IDENTITY, ensure)
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Identity", manifest("app", {"principal": "good"}))
+        await harness.settle()
+        harness.echo("Identity", "app")
+        stored = harness.kube.objects[("team", "app")]
+        harness.apply(
+            "Identity",
+            {**stored, "spec": {"principal": "unknown"}, "metadata": {**stored["metadata"], "generation": 2}},
+        )
+        await harness.settle()
+        assert (
+            harness.kube.objects[("team", "app")]["status"]["conditions"][0]["reason"]
+            == "WaitingForPrincipal"
+        )
+        stored = harness.kube.objects[("team", "app")]
+        # Reverted while the 60 s retry is pending: acted on now.
+        harness.apply(
+            "Identity",
+            {**stored, "spec": {"principal": "good"}, "metadata": {**stored["metadata"], "generation": 3}},
+        )
+        await harness.settle()
+        status = harness.kube.objects[("team", "app")]["status"]
+        assert status["observedGeneration"] == 3
+        assert status["conditions"][0]["status"] == "True"
+        assert len(hooks.seen) == 3
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_a_transient_failure_of_a_drift_check_keeps_the_status() -> None:
+    failing = [False]
+
+    async def ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        if failing[0]:
+            return outcome.not_ready(reasons.AZURE_ERROR, "503", retry_after=10)
+        return ready(principalId="p1")
+
+    hooks = FakeHooks(IDENTITY, ensure)
+    dependant = FakeHooks(DEPENDANT, lambda obj: _ready())
+    harness = Harness(KindRuntime(hooks, provides_principal=True), KindRuntime(dependant))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Identity", manifest("app", {}))
+        await harness.settle()
+        harness.echo("Identity", "app")
+        harness.apply("Dependant", manifest("dep", {"identity": "app"}))
+        await harness.settle()
+        assert len(dependant.seen) == 1
+        writes = list(harness.kube.writes)
+        failing[0] = True
+        harness.controller._schedule(("Identity", "team", "app"), 0, 2)
+        await harness.settle()
+        assert len(hooks.seen) == 2
+        assert harness.kube.writes == writes, "a failed observation writes nothing"
+        assert len(dependant.seen) == 1, "and wakes no dependant"
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+async def _ready() -> outcome.Outcome:
+    return ready()
+
+
+def test_dependants_follow_the_principal_azure_reports_and_wait_for_an_unobserved_identity() -> None:
+    principal = ["p1"]
+
+    async def ensure_identity(obj: flow.ObjectState) -> outcome.Outcome:
+        return ready(principalId=principal[0], id="/subscriptions/s/x")
+
+    async def ensure_dependant(obj: flow.ObjectState) -> outcome.Outcome:
+        assert obj.identity is not None
+        return ready(principalId=obj.identity.principal_id)
+
+    identity = FakeHooks(IDENTITY, ensure_identity)
+    dependant = FakeHooks(DEPENDANT, ensure_dependant)
+    harness = Harness(KindRuntime(identity, provides_principal=True), KindRuntime(dependant))
+
+    async def scenario() -> None:
+        # As after a restart: the identity's status says Ready, but this process has not asked Azure yet.
+        body = manifest("app", {}, finalizers=[constants.FINALIZER])
+        body["status"] = {
+            "observedGeneration": 1,
+            "principalId": "forged",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": ""}],
+        }
+        harness.kube.put(body)
+        harness.controller.observe("Identity", None, harness.kube.objects[("team", "app")])
+        await started(harness)
+        harness.apply("Dependant", manifest("dep", {"identity": "app"}))
+        await harness.settle()
+        assert len(identity.seen) == 1, "the identity was observed first"
+        assert harness.kube.objects[("team", "dep")]["status"]["principalId"] == "p1"
+        assert len(dependant.seen) == 1, "deferred without a report, then woken once"
+
+        harness.controller._schedule(("Identity", "team", "app"), 0, 2)  # drift: same principal
+        await harness.settle()
+        assert len(dependant.seen) == 1, "an unchanged principal wakes nobody"
+        principal[0] = "p2"  # re-created behind our back
+        harness.controller._schedule(("Identity", "team", "app"), 0, 2)
+        await harness.settle()
+        assert len(dependant.seen) == 2
+        assert harness.kube.objects[("team", "dep")]["status"]["principalId"] == "p2"
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_a_deletion_releases_the_object_only_once_azure_is_clean() -> None:
+    hooks = FakeHooks(IDENTITY, lambda obj: _ready())
+    hooks.remove_result = flow.blocked(outcome.not_ready(reasons.DELETION_BLOCKED, "refused", retry_after=10))
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Identity", manifest("app", {}))
+        await harness.settle()
+        stored = harness.kube.objects[("team", "app")]
+        stored["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        harness.controller.observe("Identity", "MODIFIED", harness.kube.put(stored))
+        await harness.settle()
+        assert "finalizer- app" not in harness.kube.writes
+        assert harness.kube.objects[("team", "app")]["status"]["conditions"][0]["reason"] == "DeletionBlocked"
+        # A person sets the force-delete annotation: acted on at once.
+        hooks.remove_result = flow.removed("gone")
+        stored = harness.kube.objects[("team", "app")]
+        stored["metadata"].setdefault("annotations", {})[flow.FORCE_DELETE_ANNOTATION] = "true"
+        harness.controller.observe("Identity", "MODIFIED", harness.kube.put(stored))
+        await harness.settle()
+        assert harness.kube.writes[-1] == "finalizer- app"
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_a_copied_last_handled_annotation_is_ignored() -> None:
+    hooks = FakeHooks(IDENTITY, lambda obj: _ready())
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        annotations = {"kopf.identityoperator.dev/last-handled-configuration": '{"spec": {}}'}
+        harness.apply("Identity", manifest("app", {}, annotations=annotations))
+        await harness.settle()
+        assert len(hooks.seen) == 1
+        assert harness.kube.objects[("team", "app")]["status"]["conditions"][0]["status"] == "True"
+        await harness.controller.stop()
+
+    run(scenario)

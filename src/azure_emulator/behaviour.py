@@ -149,6 +149,8 @@ class Behaviour:
     faults: list[FaultRule] = dataclasses.field(default_factory=list)
     throttle: Throttle = dataclasses.field(default_factory=Throttle)
     request_counts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    # Answers by method and status (`"PUT 429"`), so a caller can tell throttled requests from served ones.
+    response_counts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     def latency_for(self, method: str, path: str) -> float:
         return sum(rule.seconds for rule in self.latency if rule.matches(method, path))
@@ -166,3 +168,6 @@ class Behaviour:
 
     def count(self, method: str, path: str) -> None:
         self.request_counts[f"{method.upper()} {path}"] += 1
+
+    def count_response(self, method: str, status: int) -> None:
+        self.response_counts[f"{method.upper()} {status}"] += 1

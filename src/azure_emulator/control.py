@@ -9,7 +9,8 @@
   "retryAfter"?}` answers the next `count` matching requests with that error; GET lists; DELETE clears
 - PUT `/_emulator/throttling` `{"enabled", "limits"?: {"reads"|"writes"|"deletes":
   {"capacity", "refillPerSecond"}}}` turns 429 enforcement of the ARM token buckets on or off
-- GET `/_emulator/requests` -> `{"counts": {"METHOD /path": n}}`; DELETE resets the counts
+- GET `/_emulator/requests` -> `{"counts": {"METHOD /path": n}, "responses": {"METHOD STATUS": n}}`;
+  DELETE resets both
 - POST `/_emulator/service-principals` `{"displayName"?}` -> `{"clientId", "clientSecret", "objectId"}`,
   a service principal holding no role
 - PUT `/_emulator/managed-identity-host` `{"resourceId": id | null}`: the VM or app the managed-identity
@@ -140,10 +141,11 @@ def handle(emulator: Emulator, method: str, tail: str, body: Any) -> tuple[int, 
         knobs.throttle.configure(enforced=bool(body.get("enabled", True)), limits=limits or None)
         return 200, _knobs(emulator)
     if route == ("GET", "requests"):
-        return 200, {"counts": dict(knobs.request_counts)}
+        return 200, {"counts": dict(knobs.request_counts), "responses": dict(knobs.response_counts)}
     if route == ("DELETE", "requests"):
         knobs.request_counts.clear()
-        return 200, {"counts": {}}
+        knobs.response_counts.clear()
+        return 200, {"counts": {}, "responses": {}}
     if route == ("POST", "service-principals"):
         secret = secrets.token_urlsafe(32)
         principal = emulator.world.add_principal(

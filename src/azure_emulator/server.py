@@ -90,6 +90,15 @@ class Server:
     async def _observed(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_emulator/"):
             return await handler(request)
+        try:
+            response = await self._answer(request, handler)
+        except web.HTTPException as error:
+            self.emulator.knobs.count_response(request.method, error.status)
+            raise
+        self.emulator.knobs.count_response(request.method, response.status)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         knobs = self.emulator.knobs
         path = normalise_path(request.path)
         knobs.count(request.method, path)

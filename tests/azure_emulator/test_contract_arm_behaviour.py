@@ -243,6 +243,28 @@ def test_throttling_with_retry_after(azure_emulator: AzureEmulatorInfo, resource
     )
 
 
+def test_request_counts_tell_throttled_answers_by_method_and_status(
+    azure_emulator: AzureEmulatorInfo, resource_group: str
+) -> None:
+    azure_emulator.set_throttling(True, {"writes": (1, 0.01)})
+    try:
+        azure_emulator.reset_counts()
+        url = _identity_url(azure_emulator, resource_group, "counted-throttle")
+        assert azure_emulator.raw("PUT", url, {"location": "westus"}).status == 201
+        assert azure_emulator.raw("PUT", url, {"location": "westus"}).status == 429
+        assert azure_emulator.raw("GET", url).status == 200
+        requests = azure_emulator.control("GET", "requests")
+        # (A token request, should the bootstrap token be renewed meanwhile, is a POST: left out.)
+        answers = {k: n for k, n in requests["responses"].items() if not k.startswith("POST ")}
+        assert answers == {"PUT 201": 1, "PUT 429": 1, "GET 200": 1}
+        # A throttled request is counted as received too.
+        assert sum(n for k, n in requests["counts"].items() if not k.startswith("POST ")) == 3
+    finally:
+        azure_emulator.set_throttling(False)
+    azure_emulator.reset_counts()
+    assert azure_emulator.control("GET", "requests") == {"counts": {}, "responses": {}}
+
+
 def test_request_counts_prove_a_second_pass_writes_nothing(
     azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
 ) -> None:

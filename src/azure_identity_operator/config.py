@@ -52,6 +52,13 @@ class Settings:
     """`text` or `json` (`IDENTITY_OPERATOR_LOG_FORMAT`)."""
     arm_timeout: float = 30.0
     """Seconds an ARM request may take before it is a transient failure (`IDENTITY_OPERATOR_ARM_TIMEOUT`)."""
+    arm_buckets: str = ""
+    """ARM's token buckets per subscription as this operator keeps them (`IDENTITY_OPERATOR_ARM_BUCKETS`,
+    e.g. `reads=250:25,writes=200:10,deletes=200:10`: capacity and refill per second); ARM's own numbers
+    for the kinds not named."""
+    arm_budget_share: float = 1.0
+    """The part of the principal's ARM budget this instance may spend (`IDENTITY_OPERATOR_ARM_BUDGET_SHARE`,
+    0 < share <= 1): 0.5 each for two instances sharing one Azure principal."""
 
     @property
     def credential_scope(self) -> str:
@@ -86,6 +93,8 @@ class Settings:
             ),
             log_format="json" if log_format == "json" else "text",
             arm_timeout=_positive_float(env, "IDENTITY_OPERATOR_ARM_TIMEOUT", 30.0),
+            arm_buckets=_buckets(env, "IDENTITY_OPERATOR_ARM_BUCKETS"),
+            arm_budget_share=_share(env, "IDENTITY_OPERATOR_ARM_BUDGET_SHARE"),
         )
 
 
@@ -100,3 +109,24 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _share(env: Mapping[str, str], name: str) -> float:
+    value = _positive_float(env, name, 1.0)
+    if value > 1:
+        raise ConfigError(f"{name} must be a fraction in (0, 1], not {value}")
+    return value
+
+
+_BUCKET = re.compile(r"^(reads|writes|deletes)=\d+(\.\d+)?:\d+(\.\d+)?$")
+
+
+def _buckets(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        if not _BUCKET.match(item):
+            raise ConfigError(
+                f"{name}: {item!r} is not <reads|writes|deletes>=<capacity>:<refill per second>, "
+                "e.g. writes=200:10"
+            )
+    return raw

@@ -42,6 +42,7 @@ import kopf
 
 from azure_identity_operator.api import constants
 from azure_identity_operator.api.references import PrincipalSnapshot
+from azure_identity_operator.arm import budget
 from azure_identity_operator.handlers.kube import ObjectGone, WriteConflict
 from azure_identity_operator.observability import logging as observability_logging
 from azure_identity_operator.observability import metrics
@@ -56,6 +57,12 @@ Key = tuple[str, str, str]
 USER, RETRY, DRIFT = 0, 1, 2
 """Priorities: a user's change (creation, spec change, deletion, annotation, wake-up) goes first, then
 retries, then background drift checks."""
+
+_BUDGET_PRIORITY = {
+    USER: budget.Priority.USER,
+    RETRY: budget.Priority.RETRY,
+    DRIFT: budget.Priority.BACKGROUND,
+}
 
 DRIFT_JITTER = 0.1
 """Drift checks run ±10% around the sync interval, so objects created together spread out."""
@@ -117,6 +124,8 @@ class Tracked:
     """(time, priority, sequence) of the pending heap entry; entries that differ are stale."""
     references: tuple[str, str] | None = None
     sharing_keys: tuple[str, ...] = ()
+    queued: asyncio.Task[None] | None = None
+    """The write of a `Queued` status, while one is pending."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +191,7 @@ def _needs_work(body: Mapping[str, Any]) -> bool:
         not has_finalizer
         or conditions.find_condition(status.get("conditions"), conditions.READY) is None
         or status.get("observedGeneration") != metadata.get("generation")
+        or _ready_reason(status) == reasons.QUEUED  # the operator stopped before it was its turn
     )
 
 
@@ -374,14 +384,14 @@ class Controller:
                 due.append((priority, when, sequence, key))
             # User changes first, then retries, then drift checks; within one, oldest first.
             due.sort()
-            for _, _, _, key in due:
+            for priority, _, _, key in due:
                 tracked = self._objects.get(key)
                 if tracked is None:
                     continue
                 tracked.due = None
                 if self._workers is not None:
                     await self._workers.acquire()
-                self._spawn(self._run(key))
+                self._spawn(self._run(key, priority))
             timeout = max(0.0, self._heap[0][0] - self._clock()) if self._heap else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
@@ -393,12 +403,18 @@ class Controller:
 
     # -- one run ----------------------------------------------------------------------------------
 
-    async def _run(self, key: Key) -> None:
+    async def _run(self, key: Key, priority: int = USER) -> None:
         tracked = self._objects.get(key)
         try:
             if tracked is None:
                 return
             tracked.running = True
+            # Every ARM request of this run waits for budget at this priority, round-robin by namespace.
+            budget.priority.set(_BUDGET_PRIORITY[priority])
+            budget.fairness_key.set(key[1])
+            budget.report_queued.set(
+                (lambda seconds: self._queued(key, tracked, seconds)) if priority != DRIFT else None
+            )
             with observability_logging.bind_object(*key):
                 try:
                     await self._process(key, tracked)
@@ -421,6 +437,25 @@ class Controller:
             if tracked is not None and tracked.rerun is not None and self._objects.get(key) is tracked:
                 priority, tracked.rerun = tracked.rerun, None
                 self._enqueue(key, priority)
+
+    def _queued(self, key: Key, tracked: Tracked, seconds: float) -> None:
+        """The run waits for ARM budget: say so, once, on an object whose change is not reported yet."""
+        status = tracked.body["status"]
+        current = status.get("observedGeneration") == tracked.body["metadata"].get("generation")
+        if tracked.queued is not None or _ready_reason(status) == reasons.QUEUED or (
+            current and conditions.is_ready(status)
+        ):
+            return
+        result = outcome.not_ready(
+            reasons.QUEUED,
+            f"waiting about {max(1, round(seconds))}s for Azure's request budget (ARM throttling limits "
+            "are shared by the subscription); nothing is wrong, the change is applied in turn",
+        )
+        # Reported for the generation already observed: the change itself is not, until it is applied.
+        observed = status.get("observedGeneration")
+        tracked.queued = asyncio.get_running_loop().create_task(
+            self._report(key, tracked, result, generation=observed if isinstance(observed, int) else None)
+        )
 
     def _state(self, key: Key, tracked: Tracked, *, identity: PrincipalSnapshot | None) -> flow.ObjectState:
         body = tracked.body
@@ -620,14 +655,21 @@ class Controller:
         tracked.body = slim(written)
         self._index(key, tracked, self._kinds[key[0]])
 
-    async def _report(self, key: Key, tracked: Tracked, result: outcome.Outcome) -> None:
-        """Patch status if it changed; Events for changes in Azure and Ready transitions."""
+    async def _report(
+        self, key: Key, tracked: Tracked, result: outcome.Outcome, *, generation: int | None = -1
+    ) -> None:
+        """Patch status if it changed; Events for changes in Azure and Ready transitions. `generation` is
+        the one the outcome reports on (the object's current one unless given)."""
+        queued, tracked.queued = tracked.queued, None
+        if queued is not None and queued is not asyncio.current_task():
+            with contextlib.suppress(Exception):
+                await queued  # the Queued status goes first, the outcome after it
         hooks = self._kinds[key[0]].hooks
         previous = tracked.body["status"]
         current = report.next_status(
             previous,
             result,
-            generation=tracked.body["metadata"].get("generation"),
+            generation=tracked.body["metadata"].get("generation") if generation == -1 else generation,
             now=conditions.now_rfc3339(),
         )
         changes = report.status_patch(previous, current)

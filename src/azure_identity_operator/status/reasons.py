@@ -12,6 +12,9 @@ SUCCEEDED = "Succeeded"
 # Ready=False while the operator makes progress on its own
 RECONCILING = "Reconciling"
 """A change is being applied."""
+QUEUED = "Queued"
+"""The change waits its turn for Azure's request budget (ARM throttling limits); the message says about
+how long. Not an error."""
 WAITING_FOR_IDENTITY = "WaitingForIdentity"
 """The referenced identity is missing or not Ready yet; reconciling resumes as soon as it is."""
 WAITING_FOR_PRINCIPAL = "WaitingForPrincipal"
@@ -60,6 +63,7 @@ OPERATOR_ERROR = "OperatorError"
 PROGRESSING = frozenset(
     {
         RECONCILING,
+        QUEUED,
         WAITING_FOR_IDENTITY,
         WAITING_FOR_PRINCIPAL,
         THROTTLED,

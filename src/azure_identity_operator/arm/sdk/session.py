@@ -36,12 +36,14 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import SansIOHTTPPolicy
-from azure.core.pipeline.transport import HttpRequest, HttpResponse
+from azure.core.pipeline.policies import AsyncHTTPPolicy, SansIOHTTPPolicy
+from azure.core.pipeline.transport import AsyncHttpResponse, HttpRequest, HttpResponse
 from azure.identity.aio import DefaultAzureCredential
 from azure.mgmt.core.tools import get_arm_endpoints
 
 from azure_identity_operator import config
+from azure_identity_operator.arm import budget
+from azure_identity_operator.arm.budget import ArmBudget
 from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.observability import metrics as observability_metrics
 from azure_identity_operator.observability.metrics import OperatorMetrics
@@ -49,6 +51,27 @@ from azure_identity_operator.observability.metrics import OperatorMetrics
 logger = logging.getLogger(__name__)
 
 ClientT = TypeVar("ClientT")
+
+
+class ArmBudgetPolicy(AsyncHTTPPolicy[HttpRequest, AsyncHttpResponse]):
+    """Every ARM request attempt waits for a token of its subscription's bucket (`arm.budget`), and every
+    answer keeps the bucket in step with ARM's own count. A per-retry policy: retries pay too."""
+
+    def __init__(self, budget: ArmBudget) -> None:
+        super().__init__()
+        self._budget = budget
+
+    async def send(
+        self, request: PipelineRequest[HttpRequest]
+    ) -> PipelineResponse[HttpRequest, AsyncHttpResponse]:
+        http_request = request.http_request
+        kind = budget.kind_of(http_request.method)
+        subscription = budget.subscription_of(urllib.parse.urlsplit(http_request.url).path)
+        await self._budget.acquire(subscription, kind)
+        response = await self.next.send(request)
+        http_response = response.http_response
+        self._budget.observe(subscription, kind, http_response.headers, http_response.status_code)
+        return response
 
 
 class ArmRequestObserver(SansIOHTTPPolicy[HttpRequest, HttpResponse]):
@@ -192,6 +215,7 @@ class AzureSession:
             credential_kwargs["authority"] = authority
         self.credential = DefaultAzureCredential(**credential_kwargs)
         self.credential_scope = credential_scope(settings)
+        self.budget = ArmBudget(budget.parse_limits(settings.arm_buckets, share=settings.arm_budget_share))
         self._clients: dict[tuple[str, str], Any] = {}
 
     def client(self, factory: Callable[..., ClientT], subscription_id: str) -> ClientT:
@@ -204,7 +228,7 @@ class AzureSession:
                 subscription_id,
                 base_url=self.settings.resource_manager_endpoint,
                 credential_scopes=[self.credential_scope],
-                per_retry_policies=[ArmRequestObserver()],
+                per_retry_policies=[ArmBudgetPolicy(self.budget), ArmRequestObserver()],
                 connection_timeout=self.settings.arm_timeout,
                 read_timeout=self.settings.arm_timeout,
             )

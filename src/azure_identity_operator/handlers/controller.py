@@ -442,8 +442,10 @@ class Controller:
         """The run waits for ARM budget: say so, once, on an object whose change is not reported yet."""
         status = tracked.body["status"]
         current = status.get("observedGeneration") == tracked.body["metadata"].get("generation")
-        if tracked.queued is not None or _ready_reason(status) == reasons.QUEUED or (
-            current and conditions.is_ready(status)
+        if (
+            tracked.queued is not None
+            or _ready_reason(status) == reasons.QUEUED
+            or (current and conditions.is_ready(status))
         ):
             return
         result = outcome.not_ready(

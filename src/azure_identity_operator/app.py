@@ -18,7 +18,7 @@ from azure_identity_operator.arm.sdk.authorization import SdkAuthorizationPort
 from azure_identity_operator.arm.sdk.identities import SdkIdentityPort
 from azure_identity_operator.arm.sdk.resources import SdkResourcePort
 from azure_identity_operator.arm.sdk.session import AzureSession
-from azure_identity_operator.handlers import kinds
+from azure_identity_operator.handlers import kinds, kube_api
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.controller import Controller
 from azure_identity_operator.handlers.kube import KubeWriter
@@ -58,8 +58,9 @@ def operator_settings(*, peering_name: str | None = None) -> kopf.OperatorSettin
 
 def build(settings: config.Settings, *, peering_name: str | None = None) -> Operator:
     registry = kopf.OperatorRegistry()
+    kopf_settings = operator_settings(peering_name=peering_name)
     session = AzureSession(settings)
-    kube = KubeWriter.from_environment()
+    kube = KubeWriter.from_environment(kopf_settings)
     context = OperatorContext(
         settings=settings,
         identities=SdkIdentityPort(session),
@@ -70,18 +71,20 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
     controller = Controller(kube=kube, kinds=kinds.build(context), sync_interval=settings.sync_interval)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+    def login(*, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        # kopf's own minimal logins (service account, else kubeconfig), as the operator's writes use: the
+        # official `kubernetes` client that `kopf.login_via_client` needs is not part of the operator.
+        return kube_api.login(settings)
 
     @kopf.on.cleanup(registry=registry)
     async def close_clients(**_: Any) -> None:
         await session.close()
-        kube.close()
+        await kube.close()
 
     controller.register(registry)
     return Operator(
         registry=registry,
-        settings=operator_settings(peering_name=peering_name),
+        settings=kopf_settings,
         context=context,
         controller=controller,
     )

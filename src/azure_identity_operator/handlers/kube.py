@@ -1,38 +1,44 @@
 """Every Kubernetes write of the operator: status, its finalizer, Events, exported ConfigMaps.
 
-kopf only watches; the controller (`handlers.controller`) writes through the official `kubernetes`
-client, whose calls block, so each runs in a worker thread and never on the event loop. A write that finds
-the object gone raises `ObjectGone`; one that lost a race with another writer raises `WriteConflict`;
-any other refusal of a ConfigMap export is a `KubernetesError` the reconcilers understand.
-
-The client's API classes are huge modules that take seconds to import; they load in a background thread
-from start-up on, so the operator's start is not delayed and the first write waits (in its worker thread)
-only for whatever is still loading.
+kopf only watches; the controller (`handlers.controller`) writes through `handlers.kube_api.KubeClient`, a
+small asyncio client logged in as the operator's kopf is. A write that finds the object gone raises
+`ObjectGone`; one that lost a race with another writer raises `WriteConflict`; any other refusal of a
+ConfigMap export is a `KubernetesError` the reconcilers understand; other failures are
+`kube_api.KubeApiError`s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import os
 import secrets
 import socket
-import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
+import kopf
 
 from azure_identity_operator.api import constants
+from azure_identity_operator.handlers import kube_api
+from azure_identity_operator.handlers.kube_api import JSON_PATCH, MERGE_PATCH, KubeApiError, KubeClient
 from azure_identity_operator.reconcilers.kube_port import KubernetesError
 
 EVENT_SOURCE = "azure-identity-operator"
 """How Events name their source (`kubectl describe` shows it under From)."""
 REPORTING_CONTROLLER = f"{constants.GROUP}/{EVENT_SOURCE}"
 MAX_EVENT_MESSAGE = 1024
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
+
+__all__ = [
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "KubeApiError",
+    "KubeWriter",
+    "KubernetesError",
+    "ObjectGone",
+    "WriteConflict",
+    "describe_failure",
+]
 
 
 class ObjectGone(Exception):
@@ -44,64 +50,31 @@ class WriteConflict(Exception):
 
 
 def describe_failure(error: Exception) -> str:
-    """One line for a status message: the API server's status and reason, not the client's full dump of
-    headers and body."""
-    if isinstance(error, ApiException):
+    """One line for a status message: the API server's status and reason, not a dump of its answer."""
+    if isinstance(error, KubeApiError) and error.status is not None:
         return f"the Kubernetes API answered {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"
 
 
-def client_configuration() -> kubernetes.client.Configuration:
-    """In a pod: the service account; elsewhere: the current kubeconfig (as kubectl and kopf use)."""
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)
-    return configuration
+def _path(*segments: str) -> str:
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
 class KubeWriter:
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self._api_client = api_client
-        self._apis: dict[str, Any] = {}
-        self._loaded = threading.Event()
-        threading.Thread(target=self._load_apis, name="kubernetes-client-import", daemon=True).start()
-
-    def _load_apis(self) -> None:
-        try:
-            self._apis["custom"] = kubernetes.client.CustomObjectsApi(self._api_client)
-            self._apis["core"] = kubernetes.client.CoreV1Api(self._api_client)
-        finally:
-            self._loaded.set()
-
-    def _api(self, name: str) -> Any:
-        """The API object, once loaded (blocks: call it from a worker thread)."""
-        self._loaded.wait()
-        if name not in self._apis:
-            # The background import failed: importing again here raises its error where it is used.
-            factory = kubernetes.client.CustomObjectsApi if name == "custom" else kubernetes.client.CoreV1Api
-            self._apis[name] = factory(self._api_client)
-        return self._apis[name]
-
-    async def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(lambda: getattr(self._api(api), method)(*args, **kwargs))
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
 
     @classmethod
-    def from_environment(cls) -> KubeWriter:
-        return cls(kubernetes.client.ApiClient(client_configuration()))
+    def from_environment(cls, settings: kopf.OperatorSettings | None = None) -> KubeWriter:
+        """Logged in as the operator's kopf: in a pod, the service account; elsewhere, the kubeconfig."""
+        return cls(KubeClient(lambda: kube_api.login(settings)))
 
     async def patch_status(
         self, *, plural: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch the status subresource with the changed top-level fields; the object as stored."""
-        return await self._custom(
-            "patch_namespaced_custom_object_status",
-            namespace,
-            plural,
-            name,
-            {"status": dict(status)},
-            content_type=MERGE_PATCH,
+        return await self._patch(
+            plural, namespace, name, {"status": dict(status)}, content_type=MERGE_PATCH, subresource="status"
         )
 
     async def add_finalizer(
@@ -117,9 +90,7 @@ class KubeWriter:
             operations.append({"op": "add", "path": "/metadata/finalizers/-", "value": constants.FINALIZER})
         else:
             operations.append({"op": "add", "path": "/metadata/finalizers", "value": [constants.FINALIZER]})
-        return await self._custom(
-            "patch_namespaced_custom_object", namespace, plural, name, operations, content_type=JSON_PATCH
-        )
+        return await self._patch(plural, namespace, name, operations, content_type=JSON_PATCH)
 
     async def remove_finalizer(
         self, *, plural: str, namespace: str, name: str, body: Mapping[str, Any]
@@ -135,28 +106,26 @@ class KubeWriter:
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]
         try:
-            await self._custom(
-                "patch_namespaced_custom_object", namespace, plural, name, operations, content_type=JSON_PATCH
-            )
+            await self._patch(plural, namespace, name, operations, content_type=JSON_PATCH)
         except ObjectGone:
             return
 
-    async def _custom(
-        self, method: str, namespace: str, plural: str, name: str, body: Any, *, content_type: str
+    async def _patch(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        content_type: str,
+        subresource: str | None = None,
     ) -> dict[str, Any]:
+        """Patch one of the operator's objects (or its subresource); the object as stored."""
+        segments = ["apis", constants.GROUP, constants.VERSION, "namespaces", namespace, plural, name]
+        path = _path(*segments, *([subresource] if subresource else []))
         try:
-            result = await self._call(
-                "custom",
-                method,
-                constants.GROUP,
-                constants.VERSION,
-                namespace,
-                plural,
-                name,
-                body,
-                _content_type=content_type,
-            )
-        except ApiException as error:
+            result = await self._client.request("PATCH", path, body=body, content_type=content_type)
+        except KubeApiError as error:
             if error.status == 404:
                 raise ObjectGone(f"{plural} {namespace}/{name}") from None
             if error.status in (409, 422):
@@ -190,15 +159,17 @@ class KubeWriter:
             "eventTime": now_micro,
             "count": 1,
         }
-        await self._call("core", "create_namespaced_event", namespace, body)
+        await self._client.request("POST", _path("api", "v1", "namespaces", namespace, "events"), body=body)
 
-    async def read_config_map(self, *, namespace: str, name: str) -> Any | None:
+    async def read_config_map(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ConfigMap as stored, `None` if there is none."""
         try:
-            return await self._call("core", "read_namespaced_config_map", name, namespace)
-        except ApiException as error:
+            found = await self._client.request("GET", _config_map_path(namespace, name))
+        except KubeApiError as error:
             if error.status == 404:
                 return None
             raise
+        return dict(found)
 
     async def export_config_map(
         self, *, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, str] | None
@@ -207,12 +178,15 @@ class KubeWriter:
 
         A ConfigMap this call creates gets `owner` (apiVersion, kind, name, uid) as its owner reference, so
         Kubernetes removes it with the owner; an existing one keeps its owners and only gains the keys.
-        Any refusal is a `KubernetesError` with the API server's status and message.
+        Any refusal is a `KubernetesError` with the API server's status and message (`None` and what went
+        wrong when no answer arrived).
         """
         try:
             return await self._export_config_map(namespace=namespace, name=name, data=data, owner=owner)
-        except ApiException as error:
-            raise KubernetesError(error.status, _status_message(error)) from None
+        except KubeApiError as error:
+            if error.status is None:
+                raise KubernetesError(None, str(error)) from None
+            raise KubernetesError(error.status, error.message) from None
 
     async def _export_config_map(
         self, *, namespace: str, name: str, data: Mapping[str, str], owner: Mapping[str, str] | None
@@ -224,31 +198,29 @@ class KubeWriter:
                 metadata["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": False}]
             body: Any = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": dict(data)}
             try:
-                await self._call("core", "create_namespaced_config_map", namespace, body)
+                await self._client.request(
+                    "POST", _path("api", "v1", "namespaces", namespace, "configmaps"), body=body
+                )
                 return True
-            except ApiException as error:
+            except KubeApiError as error:
                 if error.status != 409:
                     raise
                 existing = await self.read_config_map(namespace=namespace, name=name)
-        current = dict((existing.data if existing is not None else None) or {})
+        current = dict((existing or {}).get("data") or {})
         changed = {key: value for key, value in data.items() if current.get(key) != value}
         if not changed:
             return False
-        await self._call("core", "patch_namespaced_config_map", name, namespace, {"data": changed})
+        await self._client.request(
+            "PATCH", _config_map_path(namespace, name), body={"data": changed}, content_type=MERGE_PATCH
+        )
         return True
 
-    def close(self) -> None:
-        self._api_client.close()
+    async def close(self) -> None:
+        await self._client.close()
 
 
 _INSTANCE = os.environ.get("POD_NAME") or socket.gethostname()
 
 
-def _status_message(error: ApiException) -> str:
-    """The `message` of the API server's Status body, else its reason."""
-    import json
-
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except (ValueError, AttributeError):
-        return str(error.reason)
+def _config_map_path(namespace: str, name: str) -> str:
+    return _path("api", "v1", "namespaces", namespace, "configmaps", name)

@@ -7,24 +7,23 @@ peering object, the old one pauses only when it notices the newcomer's entry. Ra
 the live peers removes that window: a starting replica stands by until the active one has left the peering
 object (a clean shutdown) or its entry has expired (a crash), so only one replica works at any moment.
 
-The startup handler runs before kopf's peering starts; it reads the peering object with the Kubernetes
-client (kopf's own API client is not logged in yet) using `list`, the verb the RBAC grants on it.
+The startup handler runs before kopf's peering starts; it reads the peering object with the operator's own
+client (`kube_api`, logged in as kopf logs in; kopf's own API client is not logged in yet) using `list`,
+the verb the RBAC grants on it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import kopf
-import kubernetes
-from kubernetes.client.exceptions import ApiException
 
-from azure_identity_operator.handlers import kube
+from azure_identity_operator.handlers import kube_api
 
 PEERING_GROUP = "kopf.dev"
 PEERING_VERSION = "v1"
@@ -62,25 +61,20 @@ def priority_below(priorities: Iterable[int], *, default: int) -> int:
     return min(existing) - random.randint(*PRIORITY_GAP)
 
 
-def _peering_statuses(name: str, namespaces: Sequence[str]) -> list[Mapping[str, Any] | None]:
-    with kubernetes.client.ApiClient(kube.client_configuration()) as api_client:
-        api = kubernetes.client.CustomObjectsApi(api_client)
-        selector = f"metadata.name={name}"
-        listed: list[Any]
-        if namespaces:
-            listed = [
-                api.list_namespaced_custom_object(
-                    PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", field_selector=selector
-                )
-                for namespace in namespaces
-            ]
-        else:
-            listed = [
-                api.list_cluster_custom_object(
-                    PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", field_selector=selector
-                )
-            ]
-    return [item.get("status") for found in listed for item in found.get("items") or ()]
+async def peering_statuses(
+    client: kube_api.KubeClient, name: str, namespaces: Sequence[str]
+) -> list[Mapping[str, Any] | None]:
+    """The status of the peering object `name` in each namespace, or of the cluster one."""
+    prefix = f"/apis/{PEERING_GROUP}/{PEERING_VERSION}"
+    if namespaces:
+        paths = [f"{prefix}/namespaces/{quote(namespace, safe='')}/kopfpeerings" for namespace in namespaces]
+    else:
+        paths = [f"{prefix}/clusterkopfpeerings"]
+    statuses: list[Mapping[str, Any] | None] = []
+    for path in paths:
+        found = await client.request("GET", path, params={"fieldSelector": f"metadata.name={name}"})
+        statuses += [item.get("status") for item in (found or {}).get("items") or ()]
+    return statuses
 
 
 def rank_below_live_peers(
@@ -91,12 +85,15 @@ def rank_below_live_peers(
     @kopf.on.startup(registry=registry)
     async def rank_below_peers(**_: Any) -> None:
         name = settings.peering.name
+        client = kube_api.KubeClient(lambda: kube_api.login(settings))
         try:
-            statuses = await asyncio.to_thread(_peering_statuses, name, namespaces)
-        except (ApiException, OSError) as error:
+            statuses = await peering_statuses(client, name, namespaces)
+        except kube_api.KubeApiError as error:
             # kopf reports a missing peering object itself; keep the drawn priority.
             logger.warning("Could not read the peering object %r to rank below live peers: %s", name, error)
             return
+        finally:
+            await client.close()
         now = datetime.datetime.now(datetime.UTC)
         priorities = [priority for status in statuses for priority in live_priorities(status, now=now)]
         settings.peering.priority = priority_below(priorities, default=settings.peering.priority)

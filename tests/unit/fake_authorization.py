@@ -120,6 +120,15 @@ class FakeAuthorization:
             if a.properties.principal_id.lower() == principal_id.lower() and a.name not in self.listed_late
         ]
 
+    async def list_role_assignments(self, subscription_id: str) -> list[RoleAssignment]:
+        self._enter("list_role_assignments", f"/subscriptions/{subscription_id}")
+        prefix = f"/subscriptions/{subscription_id}".lower()
+        return [
+            a
+            for a in self.assignments.values()
+            if a.properties.scope.lower().startswith(prefix) and a.name not in self.listed_late
+        ]
+
     async def create_role_assignment(self, name: str, properties: RoleAssignmentProperties) -> RoleAssignment:
         self._enter("create_role_assignment", properties.scope, write=True)
         key = _assignment_id(properties.scope, name).lower()

@@ -132,6 +132,12 @@ class FakeIdentityPort(RecordingFake):
         self._check_group(ref)
         self._identities.pop(ref.id.lower(), None)
 
+    async def list_identities(self, subscription_id: str, resource_group: str) -> list[Identity]:
+        self._enter("list_identities", f"{subscription_id}/{resource_group}", write=False)
+        self._check_group(IdentityRef(subscription_id, resource_group, "-"))
+        prefix = f"/subscriptions/{subscription_id}/resourcegroups/{resource_group}/".lower()
+        return [s.identity for key, s in self._identities.items() if key.startswith(prefix)]
+
     async def list_federated_credentials(self, ref: IdentityRef) -> list[FederatedCredential]:
         self._enter("list_federated_credentials", ref.id, write=False)
         stored = self._identities.get(ref.id.lower())

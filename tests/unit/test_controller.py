@@ -355,3 +355,44 @@ def test_a_copied_last_handled_annotation_is_ignored() -> None:
         await harness.controller.stop()
 
     run(scenario)
+
+
+@dataclasses.dataclass
+class SurveyedHooks(FakeHooks):
+    """A kind checked in bulk: `verdicts` says what the next survey concludes per object."""
+
+    verdicts: dict[str, flow.Verdict] = dataclasses.field(default_factory=dict)
+    surveyed: list[list[str]] = dataclasses.field(default_factory=list)
+
+    async def survey(self, objects: Any) -> dict[str, flow.Verdict]:
+        self.surveyed.append(sorted(flow.object_key(obj) for obj in objects))
+        return {key: verdict for key, verdict in self.verdicts.items()}
+
+
+def test_a_bulk_checked_kind_is_reconciled_only_where_the_survey_found_drift() -> None:
+    hooks = SurveyedHooks(IDENTITY, lambda obj: _ready())
+    runtime = KindRuntime(hooks, provides_principal=True)
+    harness = Harness(runtime)
+
+    async def scenario() -> None:
+        await started(harness)
+        for name in ("steady", "drifted", "unobservable"):
+            harness.apply("Identity", manifest(name, {}))
+        await harness.settle()
+        assert len(hooks.seen) == 3
+        assert harness.controller.pending() == 0
+        assert all(t.due is None for t in harness.controller._objects.values()), "no per-object drift timer"
+        writes = list(harness.kube.writes)
+        hooks.verdicts = {
+            "team/steady": flow.Verdict(observed={"principalId": "p"}),
+            "team/drifted": flow.Verdict(drifted=True, why="tags differ"),
+            "team/unobservable": flow.Verdict(failed=reasons.THROTTLED),
+        }
+        await harness.controller._sweep(runtime)
+        await harness.settle()
+        assert hooks.surveyed == [["team/drifted", "team/steady", "team/unobservable"]]
+        assert [obj.name for obj in hooks.seen[3:]] == ["drifted"], "only the drifted object is reconciled"
+        assert harness.kube.writes == writes, "the drifted one matched after its reconcile: nothing written"
+        await harness.controller.stop()
+
+    run(scenario)

@@ -620,3 +620,23 @@ def test_a_transient_failure_resolving_the_role_on_removal_does_not_release_the_
     removal = harness.remove(raw_spec())
     assert not removal.done
     assert len(harness.port.at_scope(RG_SCOPE)) == 1
+
+
+class SlowAuthorization(FakeAuthorization):
+    """Azure takes a moment to answer, as it does: lookups overlap."""
+
+    async def find_role_definitions(self, scope: str, role_name: str) -> Any:
+        await asyncio.sleep(0.01)
+        return await super().find_role_definitions(scope, role_name)
+
+
+def test_concurrent_lookups_of_one_role_ask_azure_once() -> None:
+    port = SlowAuthorization()
+    roles = role_assignments.RoleResolver(port)
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*(roles.by_name(RG_SCOPE, SUBSCRIPTION, "Reader") for _ in range(50)))
+
+    found = asyncio.run(many())
+    assert {definition.role_name for definition in found} == {"Reader"}
+    assert port.calls["find_role_definitions"] == 1

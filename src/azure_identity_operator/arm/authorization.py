@@ -94,6 +94,11 @@ class AuthorizationPort(Protocol):
         """Assignments of `principal_id` at, above or below `scope`."""
         ...
 
+    async def list_role_assignments(self, subscription_id: str) -> list[RoleAssignment]:
+        """Every role assignment at the subscription and below it (all pages): how drift checks see every
+        grant in a few requests."""
+        ...
+
     async def create_role_assignment(
         self, name: str, properties: RoleAssignmentProperties
     ) -> RoleAssignment: ...

@@ -100,7 +100,7 @@ class ObjectWriter(Protocol):
     ) -> None: ...
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Observed:
     """An identity's IDs as *Azure* reported them to this process (never read from a status)."""
 
@@ -110,7 +110,7 @@ class Observed:
     resource_id: str | None
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Tracked:
     """What the controller keeps per object: a slim copy of its latest version and its scheduling."""
 
@@ -195,6 +195,17 @@ def _needs_work(body: Mapping[str, Any]) -> bool:
     )
 
 
+def _settled(body: Mapping[str, Any]) -> bool:
+    """Ready for the current generation and not being deleted: what a bulk drift check compares."""
+    metadata, status = body["metadata"], body["status"]
+    return (
+        not metadata.get("deletionTimestamp")
+        and constants.FINALIZER in metadata["finalizers"]
+        and status.get("observedGeneration") == metadata.get("generation")
+        and conditions.is_ready(status)
+    )
+
+
 def _ready_reason(status: Mapping[str, Any]) -> str | None:
     ready = conditions.find_condition(status.get("conditions"), conditions.READY)
     return str(ready.get("reason")) if ready is not None else None
@@ -255,6 +266,8 @@ class Controller:
     def start(self) -> None:
         self._wakeup = asyncio.Event()
         self._spawn(self._schedule_loop())
+        if any(self._surveys(runtime) is not None for runtime in self._kinds.values()):
+            self._spawn(self._sweep_loop())
 
     async def stop(self) -> None:
         tasks = list(self._tasks)
@@ -293,7 +306,8 @@ class Controller:
                 self._enqueue(key, USER)
             else:
                 # Known and reported before (a restart, a relist): spread the first checks over the interval.
-                self._schedule(key, self._clock() + random.uniform(0, self._interval), DRIFT)
+                if self._surveys(runtime) is None:
+                    self._schedule(key, self._clock() + random.uniform(0, self._interval), DRIFT)
             return
         previous_status = tracked.body["status"]
         tracked.body = body
@@ -583,7 +597,8 @@ class Controller:
             self._retry(key, tracked, result)
         else:
             tracked.failures = 0
-            self._schedule_drift(key)
+            if not (result.ready and self._surveys(runtime) is not None):
+                self._schedule_drift(key)  # else the kind's sweep checks it
 
     def _defer(self, key: Key, tracked: Tracked, defer: flow.Defer) -> None:
         prerequisite: Key = defer.prerequisite
@@ -595,8 +610,11 @@ class Controller:
         self._schedule(key, self._clock() + delay, RETRY, from_run=True)
 
     def _observe_principal(self, key: Key, result: outcome.Outcome) -> None:
-        observed = result.observed
-        if result.ready:
+        self._remember_principal(key, result.observed, ready=result.ready)
+
+    def _remember_principal(self, key: Key, observed: Mapping[str, Any], *, ready: bool) -> None:
+        """Record what Azure reported for an identity; wake its dependants when that changed."""
+        if ready:
             now = Observed(
                 principal_id=observed.get("principalId"),
                 client_id=observed.get("clientId"),
@@ -605,15 +623,78 @@ class Controller:
             )
         else:
             now = None
-        if key in self._principals and self._principals[key] == now:
+        known = key in self._principals
+        if known and self._principals[key] == now:
             return
         self._principals[key] = now
-        self._wake_dependants(key)
+        # A first observation (after a restart) concerns only dependants still waiting for one: the
+        # settled ones are checked in bulk with it, not each with a reconcile of its own.
+        self._wake_dependants(key, only_unsettled=not known)
 
-    def _wake_dependants(self, identity_key: Key) -> None:
+    def _wake_dependants(self, identity_key: Key, *, only_unsettled: bool = False) -> None:
         for dependant in sorted(self._dependants.get(identity_key, ())):
+            tracked = self._objects.get(dependant)
+            if only_unsettled and tracked is not None and _settled(tracked.body):
+                continue
             logger.debug("Waking %s: its identity %s changed", "/".join(dependant), "/".join(identity_key))
             self._enqueue(dependant, USER)
+
+    # -- bulk drift checks ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _surveys(runtime: KindRuntime) -> flow.Surveying | None:
+        survey = getattr(runtime.hooks, "survey", None)
+        return runtime.hooks if callable(survey) else None  # type: ignore[return-value]
+
+    async def _sweep_loop(self) -> None:
+        """One drift check of every Ready object per sync interval, in bulk, identities first (their
+        observations are what dependants are compared with)."""
+        budget.priority.set(budget.Priority.BACKGROUND)
+        await asyncio.sleep(random.uniform(0.1, 1.0) * self._interval)
+        while True:
+            for runtime in sorted(self._kinds.values(), key=lambda r: not r.provides_principal):
+                try:
+                    await self._sweep(runtime)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception(
+                        "Drift check of every %s failed; retried next interval", runtime.hooks.kind.kind
+                    )
+            await asyncio.sleep(self._interval * random.uniform(1 - DRIFT_JITTER, 1 + DRIFT_JITTER))
+
+    async def _sweep(self, runtime: KindRuntime) -> None:
+        surveying = self._surveys(runtime)
+        if surveying is None:
+            return
+        kind = runtime.hooks.kind.kind
+        states: dict[str, tuple[Key, flow.ObjectState]] = {}
+        for key, tracked in list(self._objects.items()):
+            if key[0] != kind or tracked.running or not _settled(tracked.body):
+                continue
+            try:
+                state = self._state(key, tracked, identity=self._identity_snapshot(key, tracked))
+            except flow.Defer:
+                self._enqueue(key, DRIFT)
+                continue
+            if state.paused:
+                continue
+            states[flow.object_key(state)] = (key, state)
+        if not states:
+            return
+        verdicts = await surveying.survey([state for _, state in states.values()])
+        drifted = 0
+        for object_key, (key, _) in states.items():
+            verdict = verdicts.get(object_key)
+            if verdict is None or verdict.drifted:
+                drifted += 1
+                logger.debug("Drifted (%s): reconciling", verdict.why if verdict else "no verdict")
+                self._enqueue(key, DRIFT)
+            elif verdict.failed is not None:
+                metrics.OPERATOR.record_failed_drift_check(kind=kind, reason=verdict.failed)
+            elif verdict.observed is not None and runtime.provides_principal:
+                self._remember_principal(key, verdict.observed, ready=True)
+        logger.debug("Drift check of %d %s object(s): %d to reconcile", len(states), kind, drifted)
 
     def _schedule_drift(self, key: Key) -> None:
         spread = random.uniform(1 - DRIFT_JITTER, 1 + DRIFT_JITTER)

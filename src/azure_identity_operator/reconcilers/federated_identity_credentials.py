@@ -10,7 +10,7 @@ under one identity are serialized, as Azure requires.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from azure_identity_operator.api import constants
@@ -158,6 +158,53 @@ class FederatedIdentityCredentialHooks(flow.BaseHooks[api.DesiredCredential]):
             },
             changes=changes,
         )
+
+    async def survey(self, objects: Sequence[flow.ObjectState]) -> dict[str, flow.Verdict]:
+        """Drift check of many credentials: one list per identity instead of a GET per credential.
+
+        A credential matches when Azure holds it under the identity the spec references (as Azure
+        reported that identity) trusting exactly the declared issuer, subject and audiences.
+        """
+        verdicts: dict[str, flow.Verdict] = {}
+        by_identity: dict[str, list[tuple[flow.ObjectState, api.DesiredCredential]]] = {}
+        refs: dict[str, IdentityRef] = {}
+        for obj in objects:
+            identity = obj.identity
+            ref = (
+                identity_ref_of(identity.resource_id or "")
+                if identity and identity.usable_principal
+                else None
+            )
+            try:
+                desired = self.parse(obj)
+            except InvalidSpecError:
+                ref = None
+            if ref is None:
+                verdicts[flow.object_key(obj)] = flow.Verdict(drifted=True, why="no usable identity")
+                continue
+            refs[ref.id.lower()] = ref
+            by_identity.setdefault(ref.id.lower(), []).append((obj, desired))
+        for identity_id, members in by_identity.items():
+            try:
+                listed = await self._identities.list_federated_credentials(refs[identity_id])
+            except errors.ArmError as error:
+                verdict = (
+                    flow.Verdict(failed=errors.outcome_for(error, action="listing").reason)
+                    if error.is_transient
+                    else flow.Verdict(drifted=True, why=str(error))
+                )
+                verdicts.update({flow.object_key(obj): verdict for obj, _ in members})
+                continue
+            by_name = {credential.name.lower(): credential for credential in listed}
+            for obj, desired in members:
+                current = by_name.get(desired.name.lower())
+                matches = (
+                    current is not None
+                    and _matches(current, desired)
+                    and ids.same_id(str(obj.status.get("identityId") or ""), refs[identity_id].id)
+                )
+                verdicts[flow.object_key(obj)] = flow.Verdict(drifted=not matches)
+        return verdicts
 
     async def remove(self, obj: flow.ObjectState, spec: api.DesiredCredential) -> flow.Removal:
         """Delete the one credential this object owns, if Azure shows it is this object's.

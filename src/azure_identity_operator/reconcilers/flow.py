@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from azure_identity_operator.api import constants
@@ -111,6 +111,34 @@ def removed(message: str, *changes: outcome.Change) -> Removal:
 def blocked(result: outcome.Outcome) -> Removal:
     """Azure still holds something of the object's: report `result` and try again."""
     return Removal(done=False, result=result)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """What a bulk drift check concluded about one object that was Ready."""
+
+    drifted: bool = False
+    """Azure (or the object's status) differs from the spec: reconcile the object in full."""
+    failed: str | None = None
+    """Azure could not be observed (the reason, e.g. `Throttled`): keep the last known good status."""
+    observed: Mapping[str, Any] | None = None
+    """An identity's IDs as the listing showed them (`id`, `principalId`, `clientId`, `tenantId`)."""
+    why: str = ""
+
+
+def object_key(obj: ObjectState) -> str:
+    """How `Surveying.survey` keys its verdicts."""
+    return f"{obj.namespace}/{obj.name}"
+
+
+class Surveying(Protocol):
+    """A kind whose drift checks read Azure in bulk (a list per resource group or subscription, not a GET
+    per object). The controller calls it once per sync interval with every Ready object of the kind and
+    reconciles in full only those whose verdict says they drifted."""
+
+    async def survey(self, objects: Sequence[ObjectState]) -> Mapping[str, Verdict]:
+        """A verdict per object (by `object_key`); an object without one is reconciled in full."""
+        ...
 
 
 class Hooks(Protocol[SpecT]):

@@ -15,10 +15,11 @@ still declares the same grant.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from azure_identity_operator.api import constants
@@ -52,7 +53,8 @@ class RoleResolver:
 
     Names are keyed by (the scope's subscription, lower-cased name): built-in roles are the same in every
     subscription, and a custom role's name is unique in its tenant. Misses are not cached, so a custom role
-    created after the first failure is found on the next attempt.
+    created after the first failure is found on the next attempt. Lookups are single-flight: when a
+    thousand assignments need `Reader` at once (or when its entry expires under them), Azure is asked once.
     """
 
     def __init__(
@@ -67,6 +69,18 @@ class RoleResolver:
         self._clock = clock or time.monotonic
         self._by_name: dict[tuple[str, str], tuple[float, RoleDefinition]] = {}
         self._by_id: dict[str, tuple[float, RoleDefinition]] = {}
+        self._pending: dict[tuple[str, ...], asyncio.Future[RoleDefinition | None]] = {}
+
+    async def _once(
+        self, key: tuple[str, ...], lookup: Callable[[], Awaitable[RoleDefinition | None]]
+    ) -> RoleDefinition | None:
+        """Run `lookup` once for every concurrent caller with the same `key`."""
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(lookup())
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        # Shielded: a caller that is cancelled does not cancel the lookup the others wait for.
+        return await asyncio.shield(pending)
 
     def _fresh(self, entry: tuple[float, RoleDefinition] | None) -> RoleDefinition | None:
         if entry is None or entry[0] <= self._clock():
@@ -83,24 +97,32 @@ class RoleResolver:
         cached = self._fresh(self._by_name.get((subscription_id.lower(), wanted)))
         if cached is not None:
             return cached
-        found = [d for d in await self._port.find_role_definitions(scope, role_name.strip())]
-        matching = sorted((d for d in found if d.role_name.lower() == wanted), key=lambda d: d.id.lower())
-        if not matching:
-            return None
-        self._remember(matching[0], subscription_id)
-        return matching[0]
+
+        async def lookup() -> RoleDefinition | None:
+            found = await self._port.find_role_definitions(scope, role_name.strip())
+            matching = sorted((d for d in found if d.role_name.lower() == wanted), key=lambda d: d.id.lower())
+            if not matching:
+                return None
+            self._remember(matching[0], subscription_id)
+            return matching[0]
+
+        return await self._once(("name", subscription_id.lower(), wanted), lookup)
 
     async def by_id(self, role_definition_id: str, subscription_id: str) -> RoleDefinition | None:
         cached = self._fresh(self._by_id.get(role_definition_id.lower()))
         if cached is not None:
             return cached
-        found = await self._port.get_role_definition(role_definition_id)
-        if found is None:
-            return None
-        # Azure reports the definition in the form it was asked for; keep the caller's for comparisons.
-        definition = dataclasses.replace(found, id=role_definition_id)
-        self._remember(definition, subscription_id)
-        return definition
+
+        async def lookup() -> RoleDefinition | None:
+            found = await self._port.get_role_definition(role_definition_id)
+            if found is None:
+                return None
+            # Azure reports the definition in the form it was asked for; keep the caller's for comparisons.
+            definition = dataclasses.replace(found, id=role_definition_id)
+            self._remember(definition, subscription_id)
+            return definition
+
+        return await self._once(("id", role_definition_id.lower()), lookup)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -473,6 +495,44 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             message += f" (adopted the existing assignment {current.name})"
         return outcome.succeeded(message, observed, changes=changes)
 
+    async def survey(self, objects: Sequence[flow.ObjectState]) -> dict[str, flow.Verdict]:
+        """Drift check of many assignments: one list of the subscription's assignments (all pages) instead
+        of a GET per object.
+
+        An assignment matches when Azure holds, under the name the object reports, exactly the grant its
+        spec derives to now (the principal as Azure reported it, the role resolved through the shared
+        cache), with the declared description and condition.
+        """
+        verdicts: dict[str, flow.Verdict] = {}
+        wanted: dict[str, list[tuple[flow.ObjectState, RoleAssignmentProperties]]] = {}
+        for obj in objects:
+            try:
+                spec = self.parse(obj)
+                scope = ids.parse_resource_id(spec.normalized_scope)
+                principal = _resolve_principal(spec, obj.identity, obj.namespace)
+                role = await _resolve_role(spec, scope, self._roles)
+            except (api.InvalidSpec, _NeedsAttention) as problem:
+                verdicts[flow.object_key(obj)] = flow.Verdict(drifted=True, why=str(problem))
+                continue
+            wanted.setdefault(scope.subscription_id.lower(), []).append(
+                (obj, _desired(spec, scope, role, principal))
+            )
+        for subscription_id, members in wanted.items():
+            try:
+                listed = await self._port.list_role_assignments(subscription_id)
+            except errors.ArmError as error:
+                verdict = (
+                    flow.Verdict(failed=errors.outcome_for(error, action="listing").reason)
+                    if error.is_transient
+                    else flow.Verdict(drifted=True, why=str(error))
+                )
+                verdicts.update({flow.object_key(obj): verdict for obj, _ in members})
+                continue
+            by_name = {assignment.name.lower(): assignment for assignment in listed}
+            for obj, desired in members:
+                verdicts[flow.object_key(obj)] = _verdict(obj, desired, by_name)
+        return verdicts
+
     async def _replaced_assignment(
         self,
         recorded: api.RoleAssignmentStatus,
@@ -616,6 +676,25 @@ def _removal_principal(spec: api.RoleAssignmentSpec, identity: PrincipalSnapshot
     if identity is not None and identity.principal_id:
         return identity.principal_id.lower()
     return None
+
+
+def _verdict(
+    obj: flow.ObjectState, desired: RoleAssignmentProperties, by_name: Mapping[str, RoleAssignment]
+) -> flow.Verdict:
+    recorded = api.parse_status(obj.status)
+    current = by_name.get((recorded.name or "").lower())
+    if current is None:
+        return flow.Verdict(drifted=True, why="missing in Azure")
+    if not current.properties.same_grant(desired) or _drifted(current, desired):
+        return flow.Verdict(drifted=True, why="Azure grants something else")
+    expected_name = ids.role_assignment_name(
+        scope=desired.scope, principal_id=desired.principal_id, role_definition_id=desired.role_definition_id
+    )
+    if current.name.lower() != expected_name and not recorded.adopted:
+        return flow.Verdict(drifted=True, why="not the assignment the spec derives to")
+    if (recorded.principal_id or "").lower() != desired.principal_id.lower():
+        return flow.Verdict(drifted=True, why="status differs from Azure")
+    return flow.Verdict()
 
 
 def _desired(

@@ -72,6 +72,11 @@ class SdkAuthorizationPort:
             )
             return [_role_assignment(item) async for item in pages]
 
+    async def list_role_assignments(self, subscription_id: str) -> list[RoleAssignment]:
+        client = self._session.client(AuthorizationManagementClient, subscription_id)
+        async with translated_errors():
+            return [_role_assignment(item) async for item in client.role_assignments.list_for_subscription()]
+
     async def create_role_assignment(self, name: str, properties: RoleAssignmentProperties) -> RoleAssignment:
         parameters = models.RoleAssignmentCreateParameters(
             role_definition_id=properties.role_definition_id,

@@ -60,6 +60,12 @@ class SdkIdentityPort:
         async with translated_errors():
             await self._client(ref).user_assigned_identities.delete(ref.resource_group, ref.name)
 
+    async def list_identities(self, subscription_id: str, resource_group: str) -> list[Identity]:
+        client = self._session.client(ManagedServiceIdentityClient, subscription_id)
+        async with translated_errors():
+            pages = client.user_assigned_identities.list_by_resource_group(resource_group)
+            return [_identity(item) async for item in pages]
+
     async def list_federated_credentials(self, ref: IdentityRef) -> list[FederatedCredential]:
         async with translated_errors():
             pages = self._client(ref).federated_identity_credentials.list(ref.resource_group, ref.name)

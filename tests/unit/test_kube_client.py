@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 import kopf
 import pytest
-import yaml
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -376,26 +375,37 @@ def tempfile_directory() -> str:
 
 
 @pytest.fixture(scope="module")
-def operator_crds(kube_emulator: KubeEmulatorInfo) -> None:
+def writer_kube(secure_kube: tuple[KubeEmulatorInfo, Path]) -> KubeEmulatorInfo:
+    """The module's own emulator (no operator of the test session watches it) with the operator's CRDs."""
+    admin, _ = secure_kube
     for path in sorted((REPO_ROOT / "crds").glob("identityoperator.dev_*.yaml")):
-        kube_emulator.kubectl("apply", "-f", str(path))
-    kube_emulator.kubectl(
+        admin.kubectl("apply", "-f", str(path))
+    admin.kubectl(
         "wait",
         "--for=condition=Established",
         "--timeout=30s",
         "crd/userassignedidentities.identityoperator.dev",
     )
+    return admin
 
 
-def admin_writer(kube: KubeEmulatorInfo) -> KubeWriter:
-    config = yaml.safe_load(kube.kubeconfig.read_text())
-    info = kopf.ConnectionInfo(server=kube.server, token=config["users"][0]["user"]["token"])
-    return KubeWriter(kube_api.KubeClient(fixed(info)))
+@pytest.fixture
+def writer_namespace(writer_kube: KubeEmulatorInfo) -> str:
+    name = f"writer-{uuid.uuid4().hex[:8]}"
+    writer_kube.kubectl("create", "namespace", name)
+    return name
+
+
+def admin_writer(kube: KubeEmulatorInfo, monkeypatch: pytest.MonkeyPatch) -> KubeWriter:
+    """A writer logged in as the operator logs in, here from the (administrator's) kubeconfig."""
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    return KubeWriter.from_environment()
 
 
 def test_writer_patches_status_and_finalizers_and_maps_conflicts_and_gone_objects(
-    kube_emulator: KubeEmulatorInfo, namespace: str, operator_crds: None
+    writer_kube: KubeEmulatorInfo, writer_namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    kube, namespace = writer_kube, writer_namespace
     name = f"id-{uuid.uuid4().hex[:6]}"
     manifest = {
         "apiVersion": constants.API_VERSION,
@@ -403,12 +413,12 @@ def test_writer_patches_status_and_finalizers_and_maps_conflicts_and_gone_object
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"resourceGroup": "rg", "location": "westus"},
     }
-    kube_emulator.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    kube.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     plural = "userassignedidentities"
 
     def read() -> dict[str, Any]:
         found: dict[str, Any] = json.loads(
-            kube_emulator.kubectl("get", "-n", namespace, plural, name, "-o", "json").stdout
+            kube.kubectl("get", "-n", namespace, plural, name, "-o", "json").stdout
         )
         return found
 
@@ -425,12 +435,12 @@ def test_writer_patches_status_and_finalizers_and_maps_conflicts_and_gone_object
         assert not read()["metadata"].get("finalizers")
         with pytest.raises(WriteConflict):
             await writer.remove_finalizer(**where, body=added)  # the list changed meanwhile
-        kube_emulator.kubectl("delete", "-n", namespace, plural, name)
+        kube.kubectl("delete", "-n", namespace, plural, name)
         with pytest.raises(ObjectGone):
             await writer.patch_status(**where, status={"observedGeneration": 2})
         await writer.remove_finalizer(**where, body=added)  # gone counts as done
 
-    run(lambda: with_writer(admin_writer(kube_emulator), scenario))
+    run(lambda: with_writer(admin_writer(kube, monkeypatch), scenario))
 
 
 async def with_writer(writer: KubeWriter, use: Callable[[KubeWriter], Awaitable[T]]) -> T:
@@ -441,8 +451,9 @@ async def with_writer(writer: KubeWriter, use: Callable[[KubeWriter], Awaitable[
 
 
 def test_writer_posts_events_and_exports_config_maps(
-    kube_emulator: KubeEmulatorInfo, namespace: str, operator_crds: None
+    writer_kube: KubeEmulatorInfo, writer_namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    kube, namespace = writer_kube, writer_namespace
     owner = {"apiVersion": constants.API_VERSION, "kind": "UserAssignedIdentity", "name": "x", "uid": "u-1"}
 
     async def scenario(writer: KubeWriter) -> list[Any]:
@@ -464,18 +475,14 @@ def test_writer_posts_events_and_exports_config_maps(
             results.append((error.status, error.message))
         return results
 
-    results = run(lambda: with_writer(admin_writer(kube_emulator), scenario))
+    results = run(lambda: with_writer(admin_writer(kube, monkeypatch), scenario))
     assert results[:4] == [True, False, True, None]
     status, message = results[4]
     assert status == 422
     assert "Not_Valid" in message
-    config_map = json.loads(
-        kube_emulator.kubectl("get", "-n", namespace, "configmap", "ids", "-o", "json").stdout
-    )
+    config_map = json.loads(kube.kubectl("get", "-n", namespace, "configmap", "ids", "-o", "json").stdout)
     assert config_map["data"] == {"a": "1", "b": "2"}
     assert config_map["metadata"]["ownerReferences"][0]["uid"] == "u-1"
-    (event,) = json.loads(kube_emulator.kubectl("get", "-n", namespace, "events", "-o", "json").stdout)[
-        "items"
-    ]
+    (event,) = json.loads(kube.kubectl("get", "-n", namespace, "events", "-o", "json").stdout)["items"]
     assert (event["reason"], event["source"]["component"]) == ("Created", "azure-identity-operator")
     assert len(event["message"]) == 1024

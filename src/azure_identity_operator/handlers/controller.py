@@ -195,6 +195,18 @@ def _needs_work(body: Mapping[str, Any]) -> bool:
     )
 
 
+def _announced(result: outcome.Outcome, *, warning: bool) -> bool:
+    """Whether a Ready transition is worth an Event: a person must act (Warning), or the object became
+    Ready without a change already announced, or it was paused. Progress on the way (Queued, waiting for
+    an identity applied in the same batch, a retry) shows in status alone: an Event each would cost a
+    Kubernetes write per object per step and tell nothing a person acts on."""
+    if warning:
+        return True
+    if result.ready:
+        return not result.changes
+    return result.reason == reasons.PAUSED
+
+
 def _settled(body: Mapping[str, Any]) -> bool:
     """Ready for the current generation and not being deleted: what a bulk drift check compares."""
     metadata, status = body["metadata"], body["status"]
@@ -771,8 +783,7 @@ class Controller:
             warning = result.needs_user_action or result.reason == reasons.OPERATOR_ERROR
             log = logger.warning if warning else logger.info
             log("Ready=%s %s: %s", result.ready, result.reason, result.message)
-            # Becoming Ready by the change just announced needs no second Event.
-            if not (result.ready and result.changes):
+            if _announced(result, warning=warning):
                 await self._event(
                     key, tracked, "Warning" if warning else "Normal", result.reason, result.message
                 )

@@ -396,3 +396,28 @@ def test_a_bulk_checked_kind_is_reconciled_only_where_the_survey_found_drift() -
         await harness.controller.stop()
 
     run(scenario)
+
+
+def test_a_dependant_applied_with_its_identity_waits_in_silence_until_the_identity_reports() -> None:
+    identity = FakeHooks(IDENTITY, lambda obj: _ready_with_principal())
+    dependant = FakeHooks(DEPENDANT, lambda obj: _ready_with_principal())
+    harness = Harness(KindRuntime(identity, provides_principal=True), KindRuntime(dependant))
+
+    async def scenario() -> None:
+        # The dependant arrives first, its identity in the same batch: no status until it can be made.
+        harness.apply("Dependant", manifest("dep", {"identity": "app"}))
+        harness.apply("Identity", manifest("app", {}))
+        await started(harness)
+        await harness.settle()
+        dependant_writes = [w for w in harness.kube.writes if w.endswith(" dep")]
+        assert dependant_writes == ["finalizer+ dep", "status dep", "event dep"]
+        assert len(dependant.seen) == 1, "reconciled once, when its identity was Ready"
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+async def _ready_with_principal() -> outcome.Outcome:
+    return ready(principalId="p1", id="/subscriptions/s/x").with_changes(
+        outcome.Change(reason=outcome.CREATED, message="created")
+    )

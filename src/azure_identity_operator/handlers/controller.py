@@ -527,6 +527,10 @@ class Controller:
         observed = self._principals.get(identity_key)
         if observed is None and ready and not deleting and identity_key not in self._principals:
             raise flow.Defer(*identity_key)
+        if not deleting and _ready_reason(identity.body["status"]) is None:
+            # Applied together and not reconciled yet: wait for it in silence (its first report wakes
+            # this object), rather than report "waiting" for a moment at the cost of a status write.
+            raise flow.Defer(*identity_key)
         # A paused identity still has the principal this process last saw in Azure.
         paused = _ready_reason(identity.body["status"]) == reasons.PAUSED
         return PrincipalSnapshot(

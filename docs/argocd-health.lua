@@ -14,6 +14,7 @@ local hs = {}
 -- Reasons of Ready=False that heal without anyone acting: the operator retries or waits for a dependency.
 local transient = {
   Reconciling = true,
+  Queued = true,
   WaitingForIdentity = true,
   WaitingForPrincipal = true,
   Throttled = true,

@@ -18,16 +18,8 @@ from .argocd import ArgoHealthCheck
 from .flux import FluxHealthCheck, kstatus
 
 # Ready=False reasons that heal without anyone acting; every other reason is Degraded.
-TRANSIENT = {
-    reasons.RECONCILING,
-    reasons.WAITING_FOR_IDENTITY,
-    reasons.WAITING_FOR_PRINCIPAL,
-    reasons.THROTTLED,
-    reasons.AZURE_ERROR,
-    reasons.DELETING,
-    reasons.OPERATOR_ERROR,
-}
-# Ready=False reasons that are neither: the object is paused on purpose (Argo CD `Suspended`).
+TRANSIENT = reasons.PROGRESSING
+"""The operator's own list of reasons that heal by themselves: the script must agree with it."""
 SUSPENDED = {reasons.PAUSED}
 ALL_REASONS = {value for name, value in vars(reasons).items() if name.isupper() and isinstance(value, str)}
 

@@ -188,12 +188,7 @@ class FederatedIdentityCredentialHooks(flow.BaseHooks[api.DesiredCredential]):
             try:
                 listed = await self._identities.list_federated_credentials(refs[identity_id])
             except errors.ArmError as error:
-                verdict = (
-                    flow.Verdict(failed=errors.outcome_for(error, action="listing").reason)
-                    if error.is_transient
-                    else flow.Verdict(drifted=True, why=str(error))
-                )
-                verdicts.update({flow.object_key(obj): verdict for obj, _ in members})
+                verdicts.update({flow.object_key(obj): flow.unlisted(error) for obj, _ in members})
                 continue
             by_name = {credential.name.lower(): credential for credential in listed}
             for obj, desired in members:

@@ -126,6 +126,14 @@ class Verdict:
     why: str = ""
 
 
+def unlisted(error: errors.ArmError) -> Verdict:
+    """The verdict for objects whose Azure listing failed: a transient failure is a failed check (status
+    kept); anything else is left to a full reconcile of each, which reports it."""
+    if error.is_transient:
+        return Verdict(failed=errors.outcome_for(error, action="listing").reason)
+    return Verdict(drifted=True, why=str(error))
+
+
 def object_key(obj: ObjectState) -> str:
     """How `Surveying.survey` keys its verdicts."""
     return f"{obj.namespace}/{obj.name}"

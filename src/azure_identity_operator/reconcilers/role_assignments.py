@@ -521,12 +521,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             try:
                 listed = await self._port.list_role_assignments(subscription_id)
             except errors.ArmError as error:
-                verdict = (
-                    flow.Verdict(failed=errors.outcome_for(error, action="listing").reason)
-                    if error.is_transient
-                    else flow.Verdict(drifted=True, why=str(error))
-                )
-                verdicts.update({flow.object_key(obj): verdict for obj, _ in members})
+                verdicts.update({flow.object_key(obj): flow.unlisted(error) for obj, _ in members})
                 continue
             by_name = {assignment.name.lower(): assignment for assignment in listed}
             for obj, desired in members:

@@ -203,12 +203,7 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
             try:
                 listed = await self._identities.list_identities(subscription_id, resource_group)
             except errors.ArmError as error:
-                verdict = (
-                    flow.Verdict(failed=errors.outcome_for(error, action="listing").reason)
-                    if error.is_transient
-                    else flow.Verdict(drifted=True, why=str(error))
-                )
-                verdicts.update({flow.object_key(obj): verdict for obj, _ in members})
+                verdicts.update({flow.object_key(obj): flow.unlisted(error) for obj, _ in members})
                 continue
             by_name = {identity.name.lower(): identity for identity in listed}
             for obj, parsed in members:

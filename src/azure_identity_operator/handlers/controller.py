@@ -35,7 +35,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 import kopf
@@ -236,13 +236,12 @@ class Controller:
         kinds: Collection[KindRuntime],
         sync_interval: float,
         workers: int = DEFAULT_WORKERS,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kube = kube
         self._kinds = {runtime.hooks.kind.kind: runtime for runtime in kinds}
         self._interval = sync_interval
         self._workers = asyncio.Semaphore(workers) if workers else None
-        self._max_workers = workers
         self._clock = clock
         self._objects: dict[Key, Tracked] = {}
         self._heap: list[tuple[float, int, int, Key]] = []
@@ -296,11 +295,11 @@ class Controller:
         if runtime is None or not metadata.get("name"):
             return
         key: Key = (kind, metadata.get("namespace") or "", metadata["name"])
-        metrics.OPERATOR.ready_states.observe(uid=self._uid_of(key, raw), kind=kind, status=raw.get("status"))
         if event_type == "DELETED":
             metrics.OPERATOR.ready_states.forget(self._uid_of(key, raw))
             self._forget(key)
             return
+        metrics.OPERATOR.ready_states.observe(uid=self._uid_of(key, raw), kind=kind, status=raw.get("status"))
         tracked = self._objects.get(key)
         if tracked is not None:
             known, arriving = _resource_version(tracked.body), _resource_version(raw)
@@ -316,10 +315,10 @@ class Controller:
             self._index(key, tracked, runtime)
             if _needs_work(body):
                 self._enqueue(key, USER)
-            else:
-                # Known and reported before (a restart, a relist): spread the first checks over the interval.
-                if self._surveys(runtime) is None:
-                    self._schedule(key, self._clock() + random.uniform(0, self._interval), DRIFT)
+            elif self._surveys(runtime) is None:
+                # Known and reported before (a restart): spread its first check over the interval. Kinds
+                # checked in bulk wait for their kind's next sweep instead.
+                self._schedule(key, self._clock() + random.uniform(0, self._interval), DRIFT)
             return
         previous_status = tracked.body["status"]
         tracked.body = body

@@ -9,32 +9,16 @@ the CPU time it used for each step.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import process
 from local_stack.stack import EXAMPLES_RESOURCE_GROUP, LocalStack
 
 BATCH = 200
 SYNC_INTERVAL = 5.0
 NAMESPACE = "default"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _resident_mib(pid: int) -> tuple[float, float]:
-    """(current, peak) resident memory of a process in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def _cpu_seconds(pid: int) -> float:
-    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS
 
 
 def _identities(count: int) -> str:
@@ -66,8 +50,8 @@ def main() -> None:
             (operator,) = [child for child in stack.children if child.name == "operator"]
             pid = operator.process.pid
             time.sleep(2)  # let start-up settle
-            idle, _ = _resident_mib(pid)
-            cpu_start = _cpu_seconds(pid)
+            idle, _ = process.resident_mib(pid)
+            cpu_start = process.cpu_seconds(pid)
             print(f"{'operator resident memory, idle':<48} {idle:8.1f} MiB")
 
             started = time.perf_counter()
@@ -77,18 +61,18 @@ def main() -> None:
                     raise RuntimeError(f"{BATCH} identities not Ready after 300 s")
                 time.sleep(0.5)
             elapsed = time.perf_counter() - started
-            cpu_batch = _cpu_seconds(pid) - cpu_start
-            current, peak = _resident_mib(pid)
+            cpu_batch = process.cpu_seconds(pid) - cpu_start
+            current, peak = process.resident_mib(pid)
             print(f"{f'{BATCH} identities to Ready':<48} {elapsed:8.1f} s")
             print(
                 f"{'  operator CPU time for them':<48} {cpu_batch:8.1f} s ({cpu_batch / elapsed:.2f} cores)"
             )
             print(f"{f'operator resident memory, {BATCH} objects':<48} {current:8.1f} MiB (peak {peak:.1f})")
 
-            cpu_before = _cpu_seconds(pid)
+            cpu_before = process.cpu_seconds(pid)
             time.sleep(SYNC_INTERVAL * 2)
-            cpu_drift = _cpu_seconds(pid) - cpu_before
-            current, peak = _resident_mib(pid)
+            cpu_drift = process.cpu_seconds(pid) - cpu_before
+            current, peak = process.resident_mib(pid)
             print(
                 f"{f'  drift checks of {BATCH} objects, {SYNC_INTERVAL * 2:.0f} s':<48} "
                 f"{cpu_drift:8.1f} s CPU ({cpu_drift / (SYNC_INTERVAL * 2):.2f} cores)"

@@ -85,6 +85,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import process
 from local_stack.stack import LocalStack
 
 NAMESPACE = "default"
@@ -103,7 +104,6 @@ ARM_WRITES = frozenset({"PUT", "PATCH", "POST", "DELETE"})
 # ARM's buckets as the emulator enforces them with --throttle (azure_emulator.behaviour.DEFAULT_LIMITS).
 READ_BUCKET = (250.0, 25.0)
 WRITE_BUCKET = (200.0, 10.0)
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Targets, printed next to the figures.
 TARGET_T_RATIO = 1.15
@@ -365,20 +365,6 @@ def _wait_all_ready(
 # --- measurements ----------------------------------------------------------------------------------------
 
 
-def _memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def _cpu_seconds(pid: int) -> float:
-    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS
-
-
 @dataclasses.dataclass(frozen=True)
 class ArmCounts:
     reads: int
@@ -511,7 +497,7 @@ def scenario_a(n: int) -> None:
         try:
             azure, kube = Azure(stack), Kube(stack.kube["server"])
             pid = stack.operator_pid
-            idle_rss, _ = _memory_mib(pid)
+            idle_rss, _ = process.resident_mib(pid)
             subscription = stack.azure["subscription_id"]
             manifests = [_identity(i) for i in range(n)] + [_assignment(i, subscription) for i in range(n)]
             audit = Audit(stack.audit_path)
@@ -521,16 +507,16 @@ def scenario_a(n: int) -> None:
             azure.reset_counts()
             audit.skip()
             start_counts = azure.counts()
-            cpu_start = _cpu_seconds(pid)
+            cpu_start = process.cpu_seconds(pid)
             started = time.perf_counter()
             _create_all(kube, manifests)
             applied = time.perf_counter() - started
             elapsed = _wait_all_ready(stack, watcher, objects, started, timeout, interval)
             ready_counts = azure.counts()
             creation_kube = audit.take()
-            cpu_creation = _cpu_seconds(pid) - cpu_start
+            cpu_creation = process.cpu_seconds(pid) - cpu_start
             creation = ArmCounts.between(start_counts, ready_counts)
-            ready_rss, ready_peak = _memory_mib(pid)
+            ready_rss, ready_peak = process.resident_mib(pid)
 
             steady: ArmCounts | None = None
             steady_kube: collections.Counter[str] = collections.Counter()
@@ -544,7 +530,7 @@ def scenario_a(n: int) -> None:
                 window = time.perf_counter() - window_start
                 steady = ArmCounts.between(ready_counts, azure.counts())
                 steady_kube = audit.take()
-            end_rss, end_peak = _memory_mib(pid)
+            end_rss, end_peak = process.resident_mib(pid)
             _print_a(
                 n=n,
                 elapsed=elapsed,
@@ -721,7 +707,7 @@ def scenario_b_sizes(sizes: Sequence[int]) -> Iterator[SizeResult]:
         try:
             kube = Kube(stack.kube["server"])
             pid = stack.operator_pid
-            idle_rss, _ = _memory_mib(pid)
+            idle_rss, _ = process.resident_mib(pid)
             watcher = Watcher(kube, ("userassignedidentities",))
             created = 0
             for count in sorted(sizes):
@@ -729,11 +715,11 @@ def scenario_b_sizes(sizes: Sequence[int]) -> Iterator[SizeResult]:
                 interval = _poll_interval(count)
                 _say(f"scenario B: {count - created} more identities ({count} in all), no throttling")
                 manifests = [_identity(i) for i in range(created, count)]
-                cpu_start = _cpu_seconds(pid)
+                cpu_start = process.cpu_seconds(pid)
                 started = time.perf_counter()
                 _create_all(kube, manifests)
                 elapsed = _wait_all_ready(stack, watcher, count, started, timeout, interval)
-                rss, peak = _memory_mib(pid)
+                rss, peak = process.resident_mib(pid)
                 yield SizeResult(
                     count=count,
                     added=count - created,
@@ -743,7 +729,7 @@ def scenario_b_sizes(sizes: Sequence[int]) -> Iterator[SizeResult]:
                     rss=rss,
                     peak=peak,
                     errors=watcher.reasons_seen(),
-                    cpu=_cpu_seconds(pid) - cpu_start,
+                    cpu=process.cpu_seconds(pid) - cpu_start,
                     interval=interval,
                     poll_seconds=watcher.poll_seconds / max(1, watcher.polls),
                 )

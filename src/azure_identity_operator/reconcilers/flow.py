@@ -8,7 +8,9 @@ is `InvalidSpec`, that `deletionPolicy: Orphan` leaves Azure alone, what "alread
 the one table in `arm.errors`), and that an unexpected exception is an `OperatorError` retried, never a
 crash.
 
-A kind is a `Hooks` implementation (one module in this package) registered in `handlers.kinds`. Nothing
+A kind is a `Hooks` implementation (one module in this package) registered in `handlers.kinds`; one that
+can check many objects against one Azure listing also implements `Surveying`, and its drift checks then
+cost a list per resource group or subscription instead of a GET per object. Nothing
 here imports kopf or the Azure SDK: the handlers layer turns `ObjectState` from a watch event and turns
 the returned `Outcome` / `Removal` into status, Events and retries.
 """

@@ -1,9 +1,9 @@
 """Keyed `asyncio.Lock`s: one lock per key, alive only while someone holds or waits for it.
 
-The operator serializes work in three places: all reconciles of one object (the drift timer runs beside
-kopf's change and delete handlers), credential writes under one identity (Azure refuses concurrent ones),
-and read-modify-writes of one resource's identity block. Each keeps a `KeyedLocks`; keys are compared
-the way ARM compares IDs when the caller passes `normalize=arm_id_key`.
+Work on one object is serialized by the controller; two things more are serialized across objects:
+credential writes under one identity (Azure refuses concurrent ones) and read-modify-writes of one
+resource's identity block. Each keeps a `KeyedLocks`; keys are compared the way ARM compares IDs when the
+caller passes `normalize=arm_id_key`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from azure_identity_operator.observability import logging as observability_loggi
 
 
 def kopf_handler_object() -> observability_logging.ObjectRef | None:
-    """The object of the kopf handler running in this task (creation, update, deletion, timer), if any.
+    """The object of the kopf handler running in this task (a watch-event handler), if any.
 
     kopf keeps the cause of the handler it invokes in a context variable (its own helpers such as
     `kopf.adopt` read it); not part of kopf's documented API, so any surprise means "no object".

@@ -218,6 +218,11 @@ def _settled(body: Mapping[str, Any]) -> bool:
     )
 
 
+def _observed_generation(status: Mapping[str, Any]) -> int | None:
+    observed = status.get("observedGeneration")
+    return observed if isinstance(observed, int) else None
+
+
 def _ready_reason(status: Mapping[str, Any]) -> str | None:
     ready = conditions.find_condition(status.get("conditions"), conditions.READY)
     return str(ready.get("reason")) if ready is not None else None
@@ -478,10 +483,8 @@ class Controller:
             f"waiting about {max(1, round(seconds))}s for Azure's request budget (ARM throttling limits "
             "are shared by the subscription); nothing is wrong, the change is applied in turn",
         )
-        # Reported for the generation already observed: the change itself is not, until it is applied.
-        observed = status.get("observedGeneration")
         tracked.queued = asyncio.get_running_loop().create_task(
-            self._report(key, tracked, result, generation=observed if isinstance(observed, int) else None)
+            self._report(key, tracked, result, applied=False)
         )
 
     def _state(self, key: Key, tracked: Tracked, *, identity: PrincipalSnapshot | None) -> flow.ObjectState:
@@ -754,10 +757,11 @@ class Controller:
         self._index(key, tracked, self._kinds[key[0]])
 
     async def _report(
-        self, key: Key, tracked: Tracked, result: outcome.Outcome, *, generation: int | None = -1
+        self, key: Key, tracked: Tracked, result: outcome.Outcome, *, applied: bool = True
     ) -> None:
-        """Patch status if it changed; Events for changes in Azure and Ready transitions. `generation` is
-        the one the outcome reports on (the object's current one unless given)."""
+        """Patch status if it changed; Events for changes in Azure and Ready transitions. An outcome that
+        did not apply the current spec (`Queued`) keeps the generation already observed: the change is
+        reported as observed only once it is applied."""
         queued, tracked.queued = tracked.queued, None
         if queued is not None and queued is not asyncio.current_task():
             with contextlib.suppress(Exception):
@@ -767,7 +771,9 @@ class Controller:
         current = report.next_status(
             previous,
             result,
-            generation=tracked.body["metadata"].get("generation") if generation == -1 else generation,
+            generation=tracked.body["metadata"].get("generation")
+            if applied
+            else _observed_generation(previous),
             now=conditions.now_rfc3339(),
         )
         changes = report.status_patch(previous, current)

@@ -97,6 +97,12 @@ class FakeHooks(flow.BaseHooks[Mapping[str, Any]]):
         return self.remove_result
 
 
+def change_spec(stored: dict[str, Any], spec: dict[str, Any]) -> None:
+    """A spec change as the API server stores it: the generation goes up."""
+    stored["spec"] = spec
+    stored["metadata"]["generation"] += 1
+
+
 def manifest(name: str, spec: dict[str, Any], *, generation: int = 1, **metadata: Any) -> dict[str, Any]:
     return {
         "apiVersion": constants.API_VERSION,
@@ -120,6 +126,17 @@ class Harness:
         stored = self.kube.put(body)
         self.controller.observe(kind, "ADDED", stored)
         return stored
+
+    def edit(self, kind: str, name: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Change the stored object as a user (or anyone) would, and deliver the watch event of it."""
+        stored = self.kube.objects[("team", name)]
+        change(stored)
+        written = self.kube.put(stored)
+        self.controller.observe(kind, "MODIFIED", written)
+        return written
+
+    def ready_reason(self, name: str) -> str:
+        return str(self.kube.objects[("team", name)]["status"]["conditions"][0]["reason"])
 
     def echo(self, kind: str, name: str) -> None:
         """The watch event of the object as now stored (what the API server sends after a write)."""
@@ -183,9 +200,7 @@ def test_a_status_someone_else_wrote_is_reconciled_and_corrected() -> None:
         await started(harness)
         harness.apply("Identity", manifest("app", {}))
         await harness.settle()
-        stored = harness.kube.objects[("team", "app")]
-        stored["status"]["principalId"] = "forged"
-        harness.controller.observe("Identity", "MODIFIED", harness.kube.put(stored))
+        harness.edit("Identity", "app", lambda stored: stored["status"].update(principalId="forged"))
         await harness.settle()
         assert len(hooks.seen) == 2
         assert harness.kube.objects[("team", "app")]["status"]["principalId"] == "real"
@@ -208,22 +223,11 @@ def test_a_spec_change_during_a_backoff_is_reconciled_at_once_also_when_it_rever
         harness.apply("Identity", manifest("app", {"principal": "good"}))
         await harness.settle()
         harness.echo("Identity", "app")
-        stored = harness.kube.objects[("team", "app")]
-        harness.apply(
-            "Identity",
-            {**stored, "spec": {"principal": "unknown"}, "metadata": {**stored["metadata"], "generation": 2}},
-        )
+        harness.edit("Identity", "app", lambda stored: change_spec(stored, {"principal": "unknown"}))
         await harness.settle()
-        assert (
-            harness.kube.objects[("team", "app")]["status"]["conditions"][0]["reason"]
-            == "WaitingForPrincipal"
-        )
-        stored = harness.kube.objects[("team", "app")]
+        assert harness.ready_reason("app") == "WaitingForPrincipal"
         # Reverted while the 60 s retry is pending: acted on now.
-        harness.apply(
-            "Identity",
-            {**stored, "spec": {"principal": "good"}, "metadata": {**stored["metadata"], "generation": 3}},
-        )
+        harness.edit("Identity", "app", lambda stored: change_spec(stored, {"principal": "good"}))
         await harness.settle()
         status = harness.kube.objects[("team", "app")]["status"]
         assert status["observedGeneration"] == 3
@@ -323,17 +327,25 @@ def test_a_deletion_releases_the_object_only_once_azure_is_clean() -> None:
         await started(harness)
         harness.apply("Identity", manifest("app", {}))
         await harness.settle()
-        stored = harness.kube.objects[("team", "app")]
-        stored["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-        harness.controller.observe("Identity", "MODIFIED", harness.kube.put(stored))
+        harness.edit(
+            "Identity",
+            "app",
+            lambda stored: stored["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z"),
+        )
         await harness.settle()
         assert "finalizer- app" not in harness.kube.writes
-        assert harness.kube.objects[("team", "app")]["status"]["conditions"][0]["reason"] == "DeletionBlocked"
+        assert harness.ready_reason("app") == "DeletionBlocked"
         # A person sets the force-delete annotation: acted on at once.
         hooks.remove_result = flow.removed("gone")
-        stored = harness.kube.objects[("team", "app")]
-        stored["metadata"].setdefault("annotations", {})[flow.FORCE_DELETE_ANNOTATION] = "true"
-        harness.controller.observe("Identity", "MODIFIED", harness.kube.put(stored))
+        harness.edit(
+            "Identity",
+            "app",
+            lambda stored: (
+                stored["metadata"]
+                .setdefault("annotations", {})
+                .update({flow.FORCE_DELETE_ANNOTATION: "true"})
+            ),
+        )
         await harness.settle()
         assert harness.kube.writes[-1] == "finalizer- app"
         await harness.controller.stop()

@@ -22,6 +22,9 @@ from azure_identity_operator.handlers import kinds, kube_api
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.controller import Controller
 from azure_identity_operator.handlers.kube import KubeWriter
+from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,7 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         kube=kube,
         authorization=SdkAuthorizationPort(session),
         resources=SdkResourcePort(session),
+        cluster_issuer=ClusterIssuer(settings.oidc_issuer),
     )
     controller = Controller(kube=kube, kinds=kinds.build(context), sync_interval=settings.sync_interval)
 
@@ -81,6 +85,11 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         await session.close()
         await kube.close()
 
+    @kopf.on.startup(registry=registry)
+    async def discover_cluster_issuer(**_: Any) -> None:
+        # Before the controller starts, so no credential is reconciled without the cluster's issuer.
+        await _discover_issuer(kube, context.cluster_issuer)
+
     controller.register(registry)
     return Operator(
         registry=registry,
@@ -88,3 +97,23 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         context=context,
         controller=controller,
     )
+
+
+async def _discover_issuer(kube: KubeWriter, issuer: ClusterIssuer) -> None:
+    """Ask the API server for its service-account issuer unless one is configured; a failure leaves
+    federated credentials to name their issuer (logged, never fatal)."""
+    if issuer.configured:
+        logger.info("Cluster OIDC issuer: %s (IDENTITY_OPERATOR_OIDC_ISSUER)", issuer.configured)
+        return
+    try:
+        issuer.discovered = await kube.discover_issuer()
+    except kube_api.KubeApiError as error:
+        logger.warning("Could not read the cluster's OIDC issuer from the API server: %s", error)
+        return
+    if issuer.discovered:
+        logger.info("Cluster OIDC issuer: %s (from the API server)", issuer.discovered)
+    else:
+        logger.warning(
+            "The API server publishes no OIDC issuer and IDENTITY_OPERATOR_OIDC_ISSUER is not set: "
+            "federated credentials must name their issuer"
+        )

@@ -27,3 +27,7 @@ USER_ASSIGNED_IDENTITY = Kind("UserAssignedIdentity", "userassignedidentities", 
 FEDERATED_IDENTITY_CREDENTIAL = Kind("FederatedIdentityCredential", "federatedidentitycredentials", "fic")
 ROLE_ASSIGNMENT = Kind("RoleAssignment", "roleassignments", "ra")
 SYSTEM_ASSIGNED_IDENTITY = Kind("SystemAssignedIdentity", "systemassignedidentities", "sai")
+WORKLOAD_IDENTITY = Kind("WorkloadIdentity", "workloadidentities", "wi")
+
+WORKLOAD_IDENTITY_LABEL = f"{GROUP}/workload-identity"
+"""On every object a WorkloadIdentity owns: its name (`kubectl get azureidentity -l ...=<name>`)."""

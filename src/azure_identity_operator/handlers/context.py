@@ -9,6 +9,7 @@ from azure_identity_operator.arm.authorization import AuthorizationPort
 from azure_identity_operator.arm.identities import IdentityPort
 from azure_identity_operator.arm.resources import ResourcePort
 from azure_identity_operator.handlers.kube import KubeWriter
+from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -20,3 +21,5 @@ class OperatorContext:
     """Role definitions and role assignments."""
     resources: ResourcePort
     """The identity blocks of existing Azure resources (system-assigned identities, attachments)."""
+    cluster_issuer: ClusterIssuer = dataclasses.field(default_factory=ClusterIssuer)
+    """The cluster's service-account issuer: configured, or discovered from the API server at start-up."""

@@ -215,11 +215,62 @@ class KubeWriter:
         )
         return True
 
+    async def read_service_account(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ServiceAccount as stored, `None` if there is none; a refusal is a `KubernetesError`."""
+        try:
+            found = await self._client.request("GET", _service_account_path(namespace, name))
+        except KubeApiError as error:
+            if error.status == 404:
+                return None
+            raise KubernetesError(error.status, error.message) from None
+        return dict(found)
+
+    async def annotate_service_account(
+        self, *, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> bool:
+        """Set (or, for `None`, remove) just these annotations with a merge patch, so every other annotation
+        and field stays as its owner wrote it; nothing is written when they already are so."""
+        account = await self.read_service_account(namespace=namespace, name=name)
+        if account is None:
+            return False
+        current = (account.get("metadata") or {}).get("annotations") or {}
+        changed = {key: value for key, value in annotations.items() if current.get(key) != value}
+        if not changed:
+            return False
+        try:
+            await self._client.request(
+                "PATCH",
+                _service_account_path(namespace, name),
+                body={"metadata": {"annotations": changed}},
+                content_type=MERGE_PATCH,
+            )
+        except KubeApiError as error:
+            if error.status == 404:
+                return False
+            raise KubernetesError(error.status, error.message) from None
+        return True
+
+    async def discover_issuer(self) -> str | None:
+        """The service-account token issuer the API server publishes (kube-apiserver serves its OIDC
+        discovery document at `/.well-known/openid-configuration`); `None` when it publishes none."""
+        try:
+            document = await self._client.request("GET", "/.well-known/openid-configuration")
+        except KubeApiError as error:
+            if error.status in (401, 403, 404):
+                return None
+            raise
+        issuer = document.get("issuer") if isinstance(document, Mapping) else None
+        return issuer.strip() if isinstance(issuer, str) and issuer.strip() else None
+
     async def close(self) -> None:
         await self._client.close()
 
 
 _INSTANCE = os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def _service_account_path(namespace: str, name: str) -> str:
+    return _path("api", "v1", "namespaces", namespace, "serviceaccounts", name)
 
 
 def _config_map_path(namespace: str, name: str) -> str:

@@ -4,7 +4,7 @@ implement it with the Kubernetes client; reconcilers never import one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class KubernetesError(Exception):
@@ -23,3 +23,33 @@ class ConfigMapPort(Protocol):
         """Make ConfigMap `name` carry `data` (other keys kept); `True` if anything was written. Raises
         `KubernetesError`."""
         ...
+
+
+class ServiceAccountPort(Protocol):
+    """The ServiceAccounts credentials trust and workload identities annotate: read one, and set or remove
+    some of its annotations. The operator never creates or deletes a ServiceAccount."""
+
+    async def read_service_account(self, *, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The ServiceAccount as stored, `None` if there is none. Raises `KubernetesError`."""
+        ...
+
+    async def annotate_service_account(
+        self, *, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> bool:
+        """Set the given annotations (`None` removes one), leaving every other annotation as it is; `True`
+        if anything was written, `False` when they already were so or the ServiceAccount does not exist.
+        Raises `KubernetesError`."""
+        ...
+
+
+class ClusterIssuer:
+    """The cluster's service-account token issuer: the configured one (`IDENTITY_OPERATOR_OIDC_ISSUER`),
+    else the one the API server publishes at `/.well-known/openid-configuration` (found at start-up)."""
+
+    def __init__(self, configured: str | None = None) -> None:
+        self.configured = (configured or "").strip() or None
+        self.discovered: str | None = None
+
+    @property
+    def value(self) -> str | None:
+        return self.configured or self.discovered

@@ -120,6 +120,64 @@ def test_a_dns_subdomain_config_map_name_is_accepted(
     assert dry_run(kube_emulator, namespace, exported_to(name)) == ""
 
 
+def exported_under(keys: dict[str, object]) -> dict[str, object]:
+    return identity({"exportTo": {"configMap": {"name": "app-env", "keys": keys}}})
+
+
+@pytest.mark.usefixtures("operator_crds")
+@pytest.mark.parametrize(
+    ("keys", "refusal"),
+    [
+        ({"clientID": "AZURE_CLIENT_ID"}, 'unknown field "spec.exportTo.configMap.keys.clientID"'),
+        ({"clientId": "AZURE CLIENT ID"}, "spec.exportTo.configMap.keys.clientId in body should match"),
+        ({"clientId": "a" * 254}, "may not be more than 253 bytes"),
+        ({"tenantId": "."}, "a ConfigMap key must not be '.' or start with '..'"),
+        ({"tenantId": "..data"}, "a ConfigMap key must not be '.' or start with '..'"),
+        (
+            {"clientId": "AZURE_ID", "principalId": "AZURE_ID"},
+            "clientId and principalId cannot be exported under the same key",
+        ),
+        (
+            {"tenantId": "ID", "resourceId": "ID", "clientId": "AZURE_CLIENT_ID"},
+            "tenantId and resourceId cannot be exported under the same key",
+        ),
+        ({}, "should have at least 1 properties"),
+    ],
+    ids=[
+        "unknown-id",
+        "space",
+        "too-long",
+        "dot",
+        "dot-dot-prefix",
+        "shared-key",
+        "shared-key-of-three",
+        "empty",
+    ],
+)
+def test_config_map_keys_kubernetes_or_the_operator_would_refuse_are_refused_at_admission(
+    kube_emulator: KubeEmulatorInfo, namespace: str, keys: dict[str, object], refusal: str
+) -> None:
+    """Only the four IDs can be named, each under a ConfigMap key of its own (`IsConfigMapKey`)."""
+    stderr = dry_run(kube_emulator, namespace, exported_under(keys))
+    assert refusal in stderr, stderr
+
+
+@pytest.mark.usefixtures("operator_crds")
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"clientId": "AZURE_CLIENT_ID", "tenantId": "AZURE_TENANT_ID"},
+        {"clientId": "a" * 253, "principalId": ".principal", "tenantId": "tenant.id", "resourceId": "id-1"},
+        {"resourceId": "clientId"},
+    ],
+    ids=["env-names", "every-id", "one-id"],
+)
+def test_config_map_keys_kubernetes_accepts_are_accepted(
+    kube_emulator: KubeEmulatorInfo, namespace: str, keys: dict[str, object]
+) -> None:
+    assert dry_run(kube_emulator, namespace, exported_under(keys)) == ""
+
+
 @pytest.mark.usefixtures("operator_crds")
 def test_input_within_the_bounds_is_accepted(kube_emulator: KubeEmulatorInfo, namespace: str) -> None:
     tags = {"t" * 512: "v" * 256, **{f"k{n}": "v" for n in range(49)}}

@@ -1,7 +1,8 @@
 """`UserAssignedIdentityHooks` run by the generic flow, with plain data: create, adopt, converge tags,
-drift, bad input, Azure's refusals, the changes each pass reports, exporting the IDs, attaching, and
-removal (deletion policy, a spec that was never valid, already gone, refused, force-deleted, never
-owned). Every reconcile scenario runs a second time, which must write nothing and report no change."""
+drift, bad input, Azure's refusals, the changes each pass reports, exporting the IDs (under the default
+or the named keys), attaching, and removal (deletion policy, a spec that was never valid, already gone,
+refused, force-deleted, never owned). Every reconcile scenario runs a second time, which must write
+nothing and report no change."""
 
 from __future__ import annotations
 
@@ -200,6 +201,23 @@ def test_location_spelling_does_not_count_as_a_difference() -> None:
         ("payments", {"subscriptionId": "not-a-guid"}, "spec.subscriptionId"),
         ("payments", {"location": None}, "spec.location"),
         ("payments", {"deletionPolicy": "Keep"}, "spec.deletionPolicy"),
+        (
+            "payments",
+            {"exportTo": {"configMap": {"name": "ids", "keys": {"clientId": "ID", "tenantId": "ID"}}}},
+            "spec.exportTo.configMap.keys: clientId and tenantId are exported under the same key 'ID': "
+            "each ID needs a key of its own",
+        ),
+        (
+            "payments",
+            {"exportTo": {"configMap": {"name": "ids", "keys": {"clientId": "AZURE CLIENT ID"}}}},
+            "spec.exportTo.configMap.keys.clientId",
+        ),
+        (
+            "payments",
+            {"exportTo": {"configMap": {"name": "ids", "keys": {"tenantId": "..tenant"}}}},
+            "spec.exportTo.configMap.keys: tenantId: '..tenant' is not a ConfigMap key",
+        ),
+        ("payments", {"exportTo": {"configMap": {"name": "ids", "keys": {}}}}, "name at least one of"),
     ],
 )
 def test_bad_input_is_invalid_spec_without_any_azure_call(
@@ -296,6 +314,47 @@ def test_the_ids_are_exported_to_the_config_map_named_in_the_spec() -> None:
     assert owner is not None
     assert owner["kind"] == "UserAssignedIdentity"
     assert (owner["name"], owner["uid"]) == ("payments", obj.state().uid)
+
+
+def test_named_keys_export_exactly_those_ids_under_those_keys() -> None:
+    port = FakeIdentityPort()
+    config_maps = FakeConfigMaps()
+    keys = {"clientId": "AZURE_CLIENT_ID", "tenantId": "AZURE_TENANT_ID"}
+    obj = identity_object(
+        port, spec(exportTo={"configMap": {"name": "payments-env", "keys": keys}}), config_maps=config_maps
+    )
+    assert obj.reconcile_twice().ready
+    identity = port.identity(REF)
+    assert identity is not None
+    assert config_maps.maps[("team", "payments-env")] == {
+        "AZURE_CLIENT_ID": identity.client_id,
+        "AZURE_TENANT_ID": TENANT_ID,
+    }
+    assert config_maps.writes == 1
+
+
+def test_changed_keys_add_the_new_ones_and_keep_the_keys_exported_before() -> None:
+    """The operator only adds and updates the keys it exports: a key the spec no longer names may be read
+    by a workload, and the ConfigMap may hold keys others wrote; it is left as it is."""
+    port = FakeIdentityPort()
+    config_maps = FakeConfigMaps()
+    obj = identity_object(
+        port,
+        spec(exportTo={"configMap": {"name": "payments-env", "keys": {"clientId": "AZURE_CLIENT_ID"}}}),
+        config_maps=config_maps,
+    )
+    obj.reconcile()
+    keys = {"clientId": "CLIENT_ID", "resourceId": "AZURE_RESOURCE_ID"}
+    obj.spec = spec(exportTo={"configMap": {"name": "payments-env", "keys": keys}})
+    assert obj.reconcile_twice().ready
+    identity = port.identity(REF)
+    assert identity is not None
+    assert config_maps.maps[("team", "payments-env")] == {
+        "AZURE_CLIENT_ID": identity.client_id,
+        "CLIENT_ID": identity.client_id,
+        "AZURE_RESOURCE_ID": REF.id,
+    }
+    assert config_maps.writes == 2
 
 
 def test_a_config_map_the_api_server_refuses_is_an_invalid_spec_that_keeps_the_ids() -> None:

@@ -2,8 +2,8 @@
 
 `ensure` reads the identity, creates it when it is missing (an identity deleted behind our back is created
 again and its new IDs reported), adopts one that already exists under that name, converges its tags when
-they differ, and writes nothing otherwise; then exports its IDs to the ConfigMap `exportTo` names and
-attaches it to the resources `attachTo` lists (`reconcilers.attachments`).
+they differ, and writes nothing otherwise; then exports its IDs to the ConfigMap `exportTo` names (under
+the keys it gives) and attaches it to the resources `attachTo` lists (`reconcilers.attachments`).
 
 `remove` derives the identity from the spec, never from status (anyone allowed to write `/status` could
 point it at another object's identity): it detaches that identity, then deletes it if Azure holds it in
@@ -232,10 +232,12 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
     async def _export(
         self, obj: flow.ObjectState, spec: ParsedIdentity, result: outcome.Outcome
     ) -> outcome.Outcome | None:
-        """Copy the IDs to the ConfigMap `spec.exportTo.configMap` names; `None` when that is done.
+        """Copy the IDs to the ConfigMap `spec.exportTo.configMap` names, under the keys it gives; `None`
+        when that is done.
 
-        A failure keeps the identity's IDs in status: without them the next pass would take the identity
-        this object created for an adopted one.
+        Only the exported keys are written: keys a previous spec exported and this one no longer names
+        stay, like every other key of the ConfigMap. A failure keeps the identity's IDs in status: without
+        them the next pass would take the identity this object created for an adopted one.
         """
         export_to = spec.spec.export_to
         if self._config_maps is None or export_to is None or export_to.config_map is None:
@@ -248,11 +250,16 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
             "tenantId": observed.get("tenantId"),
             "resourceId": observed.get("id"),
         }
+        data = {
+            key: str(values[id_name])
+            for id_name, key in export_to.config_map.exported_keys().items()
+            if values[id_name]
+        }
         try:
             await self._config_maps.export_config_map(
                 namespace=obj.namespace,
                 name=name,
-                data={key: str(value) for key, value in values.items() if value},
+                data=data,
                 owner={
                     "apiVersion": constants.API_VERSION,
                     "kind": self.kind.kind,

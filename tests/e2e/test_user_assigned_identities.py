@@ -1,9 +1,10 @@
 """UserAssignedIdentity end to end: the real operator process, both emulators and real kubectl.
 
-Covers apply → Ready with real IDs and the ConfigMap export, a quiet second pass (no ARM writes), tag
-updates, drift repaired (tags changed and the identity deleted in Azure), adoption of an existing identity,
-bad input (names, missing resource group, immutable fields) reported as conditions and Events, each
-deletion policy, and operator restarts (killed right after an apply, and while an object is deleted).
+Covers apply → Ready with real IDs and the ConfigMap export (under the default or the named keys), a quiet
+second pass (no ARM writes), tag updates, drift repaired (tags changed and the identity deleted in Azure),
+adoption of an existing identity, bad input (names, missing resource group, immutable fields) reported as
+conditions and Events, each deletion policy, and operator restarts (killed right after an apply, and while
+an object is deleted).
 """
 
 from __future__ import annotations
@@ -103,6 +104,57 @@ def test_apply_gives_real_ids_exports_them_and_a_second_pass_writes_nothing(
     printed = kube_emulator.kubectl("get", "-n", namespace, "uai").stdout
     assert identity.client_id in printed
     assert "Succeeded" in printed
+
+
+def test_named_keys_export_exactly_those_ids_and_a_changed_key_is_added(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    keys = "      keys:\n        clientId: AZURE_CLIENT_ID\n        tenantId: AZURE_TENANT_ID\n"
+    export = "  exportTo:\n    configMap:\n      name: invoicing-env\n" + keys
+    apply(kube_emulator, namespace, identity_manifest("invoicing", resource_group, export))
+    status = wait_ready(kube_emulator, namespace, "uai/invoicing")["status"]
+    identity = msi_client.user_assigned_identities.get(resource_group, "invoicing")
+    assert status["clientId"] == identity.client_id
+    config_map = wait_for(
+        lambda: get_object(kube_emulator, namespace, "configmap/invoicing-env"),
+        timeout=10,
+        what="the exported ConfigMap",
+    )
+    # Exactly what a Deployment's `envFrom: [{configMapRef: {name: invoicing-env}}]` needs, nothing else.
+    assert config_map["data"] == {
+        "AZURE_CLIENT_ID": identity.client_id,
+        "AZURE_TENANT_ID": identity.tenant_id,
+    }
+
+    # Another key for the client ID and a new ID: both appear; the keys exported before stay.
+    keys = "      keys:\n        clientId: CLIENT_ID\n        resourceId: AZURE_RESOURCE_ID\n"
+    export = "  exportTo:\n    configMap:\n      name: invoicing-env\n" + keys
+    apply(kube_emulator, namespace, identity_manifest("invoicing", resource_group, export))
+    config_map = wait_object(
+        kube_emulator,
+        namespace,
+        "configmap/invoicing-env",
+        lambda cm: "AZURE_RESOURCE_ID" in cm["data"],
+        timeout=10,
+        what="the newly named keys in the ConfigMap",
+    )
+    assert config_map["data"] == {
+        "AZURE_CLIENT_ID": identity.client_id,
+        "AZURE_TENANT_ID": identity.tenant_id,
+        "CLIENT_ID": identity.client_id,
+        "AZURE_RESOURCE_ID": status["id"],
+    }
+    assert config_map["data"]["AZURE_RESOURCE_ID"].lower() == identity.id.lower()
+
+    # Drift checks find the ConfigMap current and leave it unwritten.
+    time.sleep(1.5 * operator.sync_interval)
+    after = get_object(kube_emulator, namespace, "configmap/invoicing-env")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == config_map["metadata"]["resourceVersion"]
 
 
 def test_tag_update_and_drift_are_repaired(

@@ -21,7 +21,7 @@ from azure_identity_operator.arm.sdk.session import AzureSession
 from azure_identity_operator.handlers import kinds, kube_api
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.controller import Controller
-from azure_identity_operator.handlers.kube import KubeWriter
+from azure_identity_operator.handlers.kube import KubeWriter, OwnedObjects
 from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
 
 logger = logging.getLogger(__name__)
@@ -70,9 +70,12 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         kube=kube,
         authorization=SdkAuthorizationPort(session),
         resources=SdkResourcePort(session),
+        owned=OwnedObjects(kube),
         cluster_issuer=ClusterIssuer(settings.oidc_issuer),
     )
     controller = Controller(kube=kube, kinds=kinds.build(context), sync_interval=settings.sync_interval)
+    # What a write of a part returns goes straight into the controller's view of it.
+    context.owned.written = controller.observe
 
     @kopf.on.login(registry=registry)
     def login(*, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:

@@ -8,7 +8,7 @@ from azure_identity_operator import config
 from azure_identity_operator.arm.authorization import AuthorizationPort
 from azure_identity_operator.arm.identities import IdentityPort
 from azure_identity_operator.arm.resources import ResourcePort
-from azure_identity_operator.handlers.kube import KubeWriter
+from azure_identity_operator.handlers.kube import KubeWriter, OwnedObjects
 from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
 
 
@@ -21,5 +21,7 @@ class OperatorContext:
     """Role definitions and role assignments."""
     resources: ResourcePort
     """The identity blocks of existing Azure resources (system-assigned identities, attachments)."""
+    owned: OwnedObjects
+    """The objects a WorkloadIdentity owns, written through `kube`."""
     cluster_issuer: ClusterIssuer = dataclasses.field(default_factory=ClusterIssuer)
     """The cluster's service-account issuer: configured, or discovered from the API server at start-up."""

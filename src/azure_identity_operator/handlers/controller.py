@@ -123,6 +123,8 @@ class Tracked:
     due: tuple[float, int, int] | None = None
     """(time, priority, sequence) of the pending heap entry; entries that differ are stale."""
     references: tuple[str, str] | None = None
+    owner: Key | None = None
+    """The operator's object that owns this one (a WorkloadIdentity's part), if any."""
     sharing_keys: tuple[str, ...] = ()
     queued: asyncio.Task[None] | None = None
     """The write of a `Queued` status, while one is pending."""
@@ -153,6 +155,15 @@ def slim(raw: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in (metadata.get("annotations") or {}).items()
         if key.startswith(f"{constants.GROUP}/")
     }
+    owner = next(
+        (
+            {"kind": reference.get("kind"), "name": reference.get("name"), "uid": reference.get("uid")}
+            for reference in metadata.get("ownerReferences") or ()
+            if reference.get("controller")
+            and str(reference.get("apiVersion", "")).startswith(f"{constants.GROUP}/")
+        ),
+        None,
+    )
     return {
         "metadata": {
             "name": metadata.get("name"),
@@ -163,6 +174,7 @@ def slim(raw: Mapping[str, Any]) -> dict[str, Any]:
             "deletionTimestamp": metadata.get("deletionTimestamp"),
             "finalizers": list(metadata.get("finalizers") or ()),
             "annotations": annotations,
+            "owner": owner,
         },
         "spec": raw.get("spec") or {},
         "status": raw.get("status") or {},
@@ -228,6 +240,24 @@ def _ready_reason(status: Mapping[str, Any]) -> str | None:
     return str(ready.get("reason")) if ready is not None else None
 
 
+def _as_part(key: Key, body: Mapping[str, Any]) -> flow.KubeObject:
+    """An object as the owner of it sees it: its spec and where its Ready condition stands."""
+    metadata, status = body["metadata"], body["status"]
+    ready = conditions.find_condition(status.get("conditions"), conditions.READY) or {}
+    return flow.KubeObject(
+        kind=key[0],
+        name=key[2],
+        uid=metadata.get("uid") or "",
+        spec=body["spec"],
+        owner_uid=(metadata.get("owner") or {}).get("uid"),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        current=status.get("observedGeneration") == metadata.get("generation"),
+        ready=str(ready.get("status") or "Unknown"),
+        reason=str(ready.get("reason") or ""),
+        message=str(ready.get("message") or ""),
+    )
+
+
 def _deleting_since(body: Mapping[str, Any]) -> float | None:
     stamp = body["metadata"].get("deletionTimestamp")
     return conditions.parse_time(str(stamp)) if stamp else None
@@ -259,6 +289,8 @@ class Controller:
         """(kind, sharing key) → keys of the objects that declare it."""
         self._principals: dict[Key, Observed | None] = {}
         """Identity key → what Azure last reported to this process (`None`: the last attempt failed)."""
+        self._parts: dict[Key, set[Key]] = {}
+        """Owner key → keys of the objects whose controller owner reference names it."""
 
     # -- registration -----------------------------------------------------------------------------
 
@@ -304,7 +336,25 @@ class Controller:
             metrics.OPERATOR.ready_states.forget(self._uid_of(key, raw))
             self._forget(key)
             return
-        metrics.OPERATOR.ready_states.observe(uid=self._uid_of(key, raw), kind=kind, status=raw.get("status"))
+        previous = self._objects.get(key)
+        before = _as_part(key, previous.body) if previous is not None else None
+        self._take(key, runtime, raw, metadata)
+        tracked = self._objects.get(key)
+        if tracked is None or tracked.owner is None:
+            return
+        # A part changed: its owner reports anew. A settled part seen for the first time (a restart)
+        # changes nothing its owner reported.
+        if (before is None and not _settled(tracked.body)) or (
+            before is not None and _as_part(key, tracked.body) != before
+        ):
+            self._enqueue(tracked.owner, USER)
+
+    def _take(
+        self, key: Key, runtime: KindRuntime, raw: Mapping[str, Any], metadata: Mapping[str, Any]
+    ) -> None:
+        metrics.OPERATOR.ready_states.observe(
+            uid=self._uid_of(key, raw), kind=key[0], status=raw.get("status")
+        )
         tracked = self._objects.get(key)
         if tracked is not None:
             known, arriving = _resource_version(tracked.body), _resource_version(raw)
@@ -342,7 +392,17 @@ class Controller:
         return str((raw.get("metadata") or {}).get("uid") or "/".join(key))
 
     def _index(self, key: Key, tracked: Tracked, runtime: KindRuntime) -> None:
-        references = runtime.hooks.reference(tracked.body["spec"])
+        owner_reference = tracked.body["metadata"].get("owner")
+        owner: Key | None = (
+            (str(owner_reference["kind"]), key[1], str(owner_reference["name"])) if owner_reference else None
+        )
+        if owner != tracked.owner:
+            if tracked.owner is not None:
+                self._parts.get(tracked.owner, set()).discard(key)
+            if owner is not None:
+                self._parts.setdefault(owner, set()).add(key)
+            tracked.owner = owner
+        references = runtime.hooks.reference_for(key[2], tracked.body["spec"])
         if references != tracked.references:
             if tracked.references is not None:
                 old: Key = (tracked.references[0], key[1], tracked.references[1])
@@ -367,6 +427,9 @@ class Controller:
             self._dependants.get((tracked.references[0], key[1], tracked.references[1]), set()).discard(key)
         for old in tracked.sharing_keys:
             self._sharing.get((key[0], old), set()).discard(key)
+        if tracked.owner is not None:
+            self._parts.get(tracked.owner, set()).discard(key)
+            self._enqueue(tracked.owner, USER)
         if self._kinds[key[0]].provides_principal:
             self._principals.pop(key, None)
             self._wake_dependants(key)
@@ -500,11 +563,22 @@ class Controller:
                 and not other_tracked.body["metadata"].get("deletionTimestamp")
             )
 
+        def sibling(kind: str, name: str) -> flow.KubeObject | None:
+            other = self._objects.get((kind, key[1], name))
+            return _as_part((kind, key[1], name), other.body) if other is not None else None
+
+        uid = metadata.get("uid") or ""
+        owned = tuple(
+            part
+            for part_key in sorted(self._parts.get(key, ()))
+            if (part_tracked := self._objects.get(part_key)) is not None
+            and (part := _as_part(part_key, part_tracked.body)).owner_uid == uid
+        )
         return flow.ObjectState(
             kind=key[0],
             namespace=key[1],
             name=key[2],
-            uid=metadata.get("uid") or "",
+            uid=uid,
             generation=metadata.get("generation"),
             spec=body["spec"],
             status=body["status"],
@@ -512,6 +586,8 @@ class Controller:
             deleting_since=_deleting_since(body),
             identity=identity,
             shared_with=shared_with,
+            sibling=sibling,
+            owned=owned,
         )
 
     def _identity_snapshot(self, key: Key, tracked: Tracked) -> PrincipalSnapshot | None:
@@ -753,8 +829,11 @@ class Controller:
         known, arriving = _resource_version(tracked.body), _resource_version(written)
         if known is not None and arriving is not None and arriving < known:
             return
+        before = _as_part(key, tracked.body)
         tracked.body = slim(written)
         self._index(key, tracked, self._kinds[key[0]])
+        if tracked.owner is not None and _as_part(key, tracked.body) != before:
+            self._enqueue(tracked.owner, USER)
 
     async def _report(
         self, key: Key, tracked: Tracked, result: outcome.Outcome, *, applied: bool = True

@@ -15,6 +15,7 @@ from azure_identity_operator.reconcilers.federated_identity_credentials import (
 from azure_identity_operator.reconcilers.role_assignments import RoleAssignmentHooks
 from azure_identity_operator.reconcilers.system_assigned_identities import SystemAssignedIdentityHooks
 from azure_identity_operator.reconcilers.user_assigned_identities import UserAssignedIdentityHooks
+from azure_identity_operator.reconcilers.workload_identities import WorkloadIdentityHooks
 
 
 def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
@@ -35,4 +36,5 @@ def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
             FederatedIdentityCredentialHooks(context.identities, default_issuer=settings.oidc_issuer)
         ),
         KindRuntime(RoleAssignmentHooks(context.authorization)),
+        KindRuntime(WorkloadIdentityHooks(context.owned, context.kube)),
     )

@@ -13,8 +13,8 @@ import datetime
 import os
 import secrets
 import socket
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import kopf
@@ -23,6 +23,8 @@ from azure_identity_operator.api import constants
 from azure_identity_operator.handlers import kube_api
 from azure_identity_operator.handlers.kube_api import JSON_PATCH, MERGE_PATCH, KubeApiError, KubeClient
 from azure_identity_operator.reconcilers.kube_port import KubernetesError
+
+_T = TypeVar("_T")
 
 EVENT_SOURCE = "azure-identity-operator"
 """How Events name their source (`kubectl describe` shows it under From)."""
@@ -262,8 +264,112 @@ class KubeWriter:
         issuer = document.get("issuer") if isinstance(document, Mapping) else None
         return issuer.strip() if isinstance(issuer, str) and issuer.strip() else None
 
+    async def create_object(self, *, plural: str, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create one of the operator's objects; the object as stored."""
+        path = _path("apis", constants.GROUP, constants.VERSION, "namespaces", namespace, plural)
+        return dict(await self._client.request("POST", path, body=dict(body)))
+
+    async def replace_spec(
+        self, *, plural: str, namespace: str, name: str, uid: str, spec: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Replace the spec of the object with that uid (a JSON patch that tests the uid, so an object of
+        the same name created meanwhile is left alone); the object as stored."""
+        operations = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "replace", "path": "/spec", "value": dict(spec)},
+        ]
+        path = _path("apis", constants.GROUP, constants.VERSION, "namespaces", namespace, plural, name)
+        return dict(await self._client.request("PATCH", path, body=operations, content_type=JSON_PATCH))
+
+    async def delete_object(
+        self, *, plural: str, namespace: str, name: str, uid: str
+    ) -> dict[str, Any] | None:
+        """Delete the object with that uid (a precondition, as `kubectl delete` with `--uid`); the object as
+        it is while finalizers run, `None` once it is gone (also when it was gone before)."""
+        path = _path("apis", constants.GROUP, constants.VERSION, "namespaces", namespace, plural, name)
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        try:
+            answer = await self._client.request("DELETE", path, body=body)
+        except KubeApiError as error:
+            if error.status in (404, 409):  # gone, or another object of that name: not ours to delete
+                return None
+            raise
+        if isinstance(answer, Mapping) and answer.get("kind") not in (None, "Status"):
+            return dict(answer)
+        return None
+
     async def close(self) -> None:
         await self._client.close()
+
+
+Written = Callable[[str, str | None, Mapping[str, Any]], None]
+"""Told of each object an `OwnedObjects` write returns: (kind, watch event type, object)."""
+
+
+class OwnedObjects:
+    """The `OwnedObjectsPort`: the parts a WorkloadIdentity owns, written through `KubeWriter`.
+
+    Every object a write returns is handed to `written` (the controller's `observe`), so the next decision
+    starts from it rather than from a watch event still on its way; that event then changes nothing.
+    """
+
+    def __init__(self, kube: KubeWriter) -> None:
+        self._kube = kube
+        self.written: Written | None = None
+
+    async def create_owned(
+        self,
+        *,
+        kind: constants.Kind,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        owner: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> None:
+        body = {
+            "apiVersion": constants.API_VERSION,
+            "kind": kind.kind,
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                # Not blocking the owner's deletion: that would need the right to update its finalizers,
+                # and the owner's own finalizer already waits for its parts.
+                "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": False}],
+            },
+            "spec": dict(spec),
+        }
+        created = await self._refusals(
+            self._kube.create_object(plural=kind.plural, namespace=namespace, body=body)
+        )
+        self._tell(kind, "ADDED", created)
+
+    async def replace_owned_spec(
+        self, *, kind: constants.Kind, namespace: str, name: str, uid: str, spec: Mapping[str, Any]
+    ) -> None:
+        replaced = await self._refusals(
+            self._kube.replace_spec(plural=kind.plural, namespace=namespace, name=name, uid=uid, spec=spec)
+        )
+        self._tell(kind, "MODIFIED", replaced)
+
+    async def delete_owned(self, *, kind: constants.Kind, namespace: str, name: str, uid: str) -> None:
+        remaining = await self._refusals(
+            self._kube.delete_object(plural=kind.plural, namespace=namespace, name=name, uid=uid)
+        )
+        if remaining is not None:
+            self._tell(kind, "MODIFIED", remaining)
+
+    def _tell(self, kind: constants.Kind, event_type: str, body: Mapping[str, Any] | None) -> None:
+        if body is not None and self.written is not None:
+            self.written(kind.kind, event_type, body)
+
+    @staticmethod
+    async def _refusals(request: Awaitable[_T]) -> _T:
+        try:
+            return await request
+        except KubeApiError as error:
+            raise KubernetesError(error.status, error.message if error.status else str(error)) from None
 
 
 _INSTANCE = os.environ.get("POD_NAME") or socket.gethostname()

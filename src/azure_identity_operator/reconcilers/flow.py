@@ -47,6 +47,29 @@ def _nobody(_: str) -> Collection[str]:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class KubeObject:
+    """Another object of the operator's kinds in the same namespace, as the controller last saw it."""
+
+    kind: str
+    name: str
+    uid: str
+    spec: Mapping[str, Any]
+    owner_uid: str | None
+    """The uid of the operator's object that owns it (its controller owner reference), if any."""
+    deleting: bool
+    current: bool
+    """Whether its status reports its current generation."""
+    ready: str
+    """Its Ready condition's status: "True", "False", or "Unknown" while it has none."""
+    reason: str
+    message: str
+
+
+def _no_object(_kind: str, _name: str) -> KubeObject | None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ObjectState:
     """One object as the flow sees it: plain data from its latest watch event, plus what the cluster
     knows about the objects it refers to."""
@@ -66,6 +89,10 @@ class ObjectState:
     shared_with: Callable[[str], Collection[str]] = _nobody
     """From a key of the kind's `Hooks.sharing_keys`: the other live objects (`namespace/name`) that
     declare the same Azure thing, so removing this object must leave it in place."""
+    sibling: Callable[[str, str], KubeObject | None] = _no_object
+    """From (kind, name): that object of this namespace, for kinds made of objects of other kinds."""
+    owned: tuple[KubeObject, ...] = ()
+    """The objects this one owns (their controller owner reference names its uid)."""
 
     @property
     def spec_changed(self) -> bool:
@@ -170,6 +197,11 @@ class Hooks(Protocol[SpecT]):
         """(identity kind, name) the raw spec references, for kinds that depend on an identity."""
         ...
 
+    def reference_for(self, name: str, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The identity the object `name` depends on: `reference(spec)`, unless the kind's own parts
+        include it."""
+        ...
+
     def sharing_keys(self, obj: ObjectState) -> Collection[str]:
         """Keys of the Azure things this object declares that another object may declare too."""
         ...
@@ -195,6 +227,9 @@ class BaseHooks(Generic[SpecT]):
 
     def reference(self, spec: Mapping[str, Any]) -> tuple[str, str] | None:
         return None
+
+    def reference_for(self, name: str, spec: Mapping[str, Any]) -> tuple[str, str] | None:
+        return self.reference(spec)
 
     def sharing_keys(self, obj: ObjectState) -> Collection[str]:
         return ()

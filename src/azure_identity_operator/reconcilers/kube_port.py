@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from azure_identity_operator.api.constants import Kind
+
 
 class KubernetesError(Exception):
     """The Kubernetes API refused or failed a request (`status` is `None` when no answer arrived)."""
@@ -53,3 +55,32 @@ class ClusterIssuer:
     @property
     def value(self) -> str | None:
         return self.configured or self.discovered
+
+
+class OwnedObjectsPort(Protocol):
+    """Objects of the operator's kinds that another of its objects owns (a WorkloadIdentity's parts)."""
+
+    async def create_owned(
+        self,
+        *,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        owner: Mapping[str, str],
+        labels: Mapping[str, str],
+    ) -> None:
+        """Create the object with `owner` (apiVersion, kind, name, uid) as its controller. Raises
+        `KubernetesError` (409 when an object of that name exists)."""
+        ...
+
+    async def replace_owned_spec(
+        self, *, kind: Kind, namespace: str, name: str, uid: str, spec: Mapping[str, Any]
+    ) -> None:
+        """Replace the whole spec of the object with that uid. Raises `KubernetesError`."""
+        ...
+
+    async def delete_owned(self, *, kind: Kind, namespace: str, name: str, uid: str) -> None:
+        """Delete the object with that uid (its finalizer then cleans Azure up); gone already counts as done.
+        Raises `KubernetesError`."""
+        ...

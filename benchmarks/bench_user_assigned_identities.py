@@ -34,7 +34,9 @@ def _identity(name: str) -> str:
 
 
 def _credential(name: str, identity: str) -> str:
+    """A credential and the ServiceAccount it trusts (without it the credential is not Ready)."""
     return (
+        f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n---\n"
         "apiVersion: identityoperator.dev/v1alpha1\nkind: FederatedIdentityCredential\n"
         f"metadata:\n  name: {name}\nspec:\n  identityRef: {{name: {identity}}}\n"
         f"  serviceAccountRef: {{name: {name}}}\n"

@@ -21,11 +21,13 @@ from azure_identity_operator.reconcilers import flow
 from azure_identity_operator.reconcilers.federated_identity_credentials import (
     FederatedIdentityCredentialHooks,
 )
+from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
 from azure_identity_operator.reconcilers.role_assignments import RoleAssignmentHooks
 from azure_identity_operator.reconcilers.user_assigned_identities import UserAssignedIdentityHooks
 from azure_identity_operator.status import reasons
 
 from .fake_authorization import SUBSCRIPTION, FakeAuthorization
+from .fake_kube import FakeServiceAccounts
 from .fake_resources import FakeResourcePort
 from .fakes import TENANT_ID, FakeIdentityPort
 from .objects import Life
@@ -166,7 +168,7 @@ def test_credentials_are_checked_with_one_list_per_identity() -> None:
         tenant_id=TENANT_ID,
         resource_id=identity_life.status["id"],
     )
-    hooks = FederatedIdentityCredentialHooks(port, default_issuer=ISSUER)
+    hooks = FederatedIdentityCredentialHooks(port, FakeServiceAccounts(), issuer=ClusterIssuer(ISSUER))
     lives = []
     for name in ("ci-runner", "web-server"):
         life = Life(

@@ -33,7 +33,7 @@ def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
         ),
         KindRuntime(SystemAssignedIdentityHooks(context.resources), provides_principal=True),
         KindRuntime(
-            FederatedIdentityCredentialHooks(context.identities, default_issuer=settings.oidc_issuer)
+            FederatedIdentityCredentialHooks(context.identities, context.kube, issuer=context.cluster_issuer)
         ),
         KindRuntime(RoleAssignmentHooks(context.authorization)),
         KindRuntime(WorkloadIdentityHooks(context.owned, context.kube)),

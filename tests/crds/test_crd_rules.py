@@ -32,6 +32,7 @@ from azure_identity_operator.api import federated_identity_credential as fic_api
 from azure_identity_operator.api import role_assignment as ra_api
 from azure_identity_operator.api import system_assigned_identity as sai_api
 from azure_identity_operator.api import user_assigned_identity as uai_api
+from azure_identity_operator.api import workload_identity as wi_api
 from azure_identity_operator.status import conditions, outcome, report
 from kube_emulator import cel, cel_cost, crd_rules, schema
 from kube_emulator.cel_cost import estimate_rule_cost, rule_variables
@@ -429,6 +430,7 @@ SPEC_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "FederatedIdentityCredential": fic_api.FederatedIdentityCredentialSpec,
     "RoleAssignment": ra_api.RoleAssignmentSpec,
     "SystemAssignedIdentity": sai_api.SystemAssignedIdentitySpec,
+    "WorkloadIdentity": wi_api.WorkloadIdentitySpec,
 }
 
 
@@ -452,10 +454,11 @@ def model_paths(model: type[pydantic.BaseModel], prefix: str = "") -> Iterator[t
 def test_every_spec_field_the_operator_reads_is_declared_and_nothing_else(kind: str) -> None:
     """An undeclared field is pruned by the apiserver before the operator sees it; a declared field the
     operator ignores would be a setting that silently does nothing."""
+    # A list's items are read through the list (`.roles.role` for `.roles[].role`); a map's values are not.
     declared = {
-        node.path.removeprefix(".spec")
+        node.path.removeprefix(".spec").replace("[]", "")
         for node in walk(root_schema(kind)["properties"]["spec"], ".spec")
-        if "[" not in node.path
+        if "[*]" not in node.path and not node.path.endswith("[]")
     } - {""}
     read = {path for path, _ in model_paths(SPEC_MODELS[kind])}
     assert read - declared == set(), "read by the operator but pruned by the apiserver"
@@ -491,6 +494,7 @@ STATUS_WRITERS = {
     "FederatedIdentityCredential": ["federated_identity_credentials.py"],
     "RoleAssignment": ["role_assignments.py"],
     "SystemAssignedIdentity": ["system_assigned_identities.py"],
+    "WorkloadIdentity": ["workload_identities.py"],
 }
 
 

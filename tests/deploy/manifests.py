@@ -31,8 +31,11 @@ KINDS = (
     "federatedidentitycredentials",
     "roleassignments",
     "systemassignedidentities",
+    "workloadidentities",
 )
 """The operator's kinds (plural names), as its RBAC grants them."""
+PART_KINDS = ("userassignedidentities", "federatedidentitycredentials", "roleassignments")
+"""The kinds a WorkloadIdentity is made of: the operator creates and deletes objects of these."""
 
 OPERATOR_NAMESPACE = "azure-identity-operator"
 OPERATOR_NAME = "azure-identity-operator"

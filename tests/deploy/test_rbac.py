@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import re
 
-from .manifests import DEPLOY_DIR, GROUP, KINDS, OPERATOR_NAME, OPERATOR_NAMESPACE, Manifest, all_of, only
+from .manifests import (
+    DEPLOY_DIR,
+    GROUP,
+    KINDS,
+    OPERATOR_NAME,
+    OPERATOR_NAMESPACE,
+    PART_KINDS,
+    Manifest,
+    all_of,
+    only,
+)
 
 Permission = tuple[str, str, str]
 """(API group, resource or resource/subresource, verb)"""
@@ -23,9 +33,11 @@ def grants(group: str, resources: list[str], verbs: list[str]) -> set[Permission
 
 IN_EACH_SERVED_NAMESPACE: set[Permission] = (
     grants(GROUP, list(KINDS), ["list", "watch", "patch"])
+    | grants(GROUP, list(PART_KINDS), ["create", "delete"])
     | grants(GROUP, [f"{kind}/status" for kind in KINDS], ["patch"])
     | grants("", ["events"], ["create"])
     | grants("", ["configmaps"], ["get", "create", "patch"])
+    | grants("", ["serviceaccounts"], ["get", "patch"])
 )
 """What the operator does to objects in a namespace it serves."""
 
@@ -33,6 +45,10 @@ KOPF_CRD_OBSERVATION: set[Permission] = grants(
     "apiextensions.k8s.io", ["customresourcedefinitions"], ["list", "watch"]
 )
 """What kopf reads at cluster scope in every mode."""
+
+NON_RESOURCE = "<nonResourceURL>"
+ISSUER_DISCOVERY: set[Permission] = {(NON_RESOURCE, "/.well-known/openid-configuration", "get")}
+"""The cluster's service-account issuer, read at start-up in every mode."""
 
 KOPF_CLUSTER_OBSERVATION: set[Permission] = KOPF_CRD_OBSERVATION | grants(
     "", ["namespaces"], ["list", "watch"]
@@ -43,9 +59,10 @@ Serving all of them, it never lists or watches namespaces."""
 EXPECTED_CLUSTER_WIDE_CLUSTER_ROLE = (
     IN_EACH_SERVED_NAMESPACE
     | KOPF_CRD_OBSERVATION
+    | ISSUER_DISCOVERY
     | grants("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
 )
-EXPECTED_NAMESPACED_CLUSTER_ROLE = KOPF_CLUSTER_OBSERVATION
+EXPECTED_NAMESPACED_CLUSTER_ROLE = KOPF_CLUSTER_OBSERVATION | ISSUER_DISCOVERY
 EXPECTED_NAMESPACED_ROLE = IN_EACH_SERVED_NAMESPACE | grants(
     "kopf.dev", ["kopfpeerings"], ["list", "watch", "patch"]
 )
@@ -60,6 +77,10 @@ RULE_FILES = (
 def permissions(role: Manifest) -> set[Permission]:
     found: set[Permission] = set()
     for rule in role["rules"]:
+        if "nonResourceURLs" in rule:
+            assert set(rule) == {"nonResourceURLs", "verbs"}, f"unexpected rule fields: {sorted(rule)}"
+            found |= grants(NON_RESOURCE, rule["nonResourceURLs"], rule["verbs"])
+            continue
         assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {sorted(rule)}"
         for group in rule["apiGroups"]:
             found |= grants(group, rule["resources"], rule["verbs"])
@@ -68,8 +89,8 @@ def permissions(role: Manifest) -> set[Permission]:
 
 def no_wildcards(role: Manifest) -> None:
     for rule in role["rules"]:
-        for field in ("apiGroups", "resources", "verbs"):
-            assert "*" not in rule[field], f"{role['metadata']['name']}: wildcard in {field}"
+        for field in ("apiGroups", "resources", "nonResourceURLs", "verbs"):
+            assert "*" not in rule.get(field, ()), f"{role['metadata']['name']}: wildcard in {field}"
 
 
 def binds_operator(binding: Manifest, role_kind: str, role_name: str) -> None:
@@ -154,7 +175,9 @@ def test_the_expected_sets_differ_where_the_modes_differ() -> None:
 def test_every_rule_says_why() -> None:
     for path in RULE_FILES:
         lines = path.read_text().splitlines()
-        rule_starts = [index for index, line in enumerate(lines) if re.match(r"^  - apiGroups:", line)]
+        rule_starts = [
+            index for index, line in enumerate(lines) if re.match(r"^  - (apiGroups|nonResourceURLs):", line)
+        ]
         assert rule_starts, path
         for index in rule_starts:
             assert lines[index - 1].lstrip().startswith("#"), (

@@ -30,11 +30,18 @@ SYNC_INTERVAL_SECONDS = "30"
 StartOperator = Callable[..., OperatorProcess]
 
 
+CLUSTER_ISSUER = "https://oidc.ops.test/issuer"
+"""The service-account issuer of the operations tests' cluster: in its tokens and its OIDC discovery
+document, and the operator's configured issuer (unless a test leaves it to discovery)."""
+
+
 @pytest.fixture(scope="session")
 def ops_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeEmulatorInfo]:
     """A Kubernetes emulator for the operations tests alone, with every CRD the operator and kopf's peering
     need applied and established."""
-    running = start_kube_emulator(tmp_path_factory.mktemp("ops-kube"), "--bookmark-interval", "1")
+    running = start_kube_emulator(
+        tmp_path_factory.mktemp("ops-kube"), "--bookmark-interval", "1", "--issuer", CLUSTER_ISSUER
+    )
     try:
         kube = running.info
         names: list[str] = []
@@ -65,7 +72,7 @@ def operator_base_env(
             **azure_emulator.operator_env(),
             "KUBECONFIG": str(kube_emulator.kubeconfig),
             "IDENTITY_OPERATOR_SYNC_INTERVAL": SYNC_INTERVAL_SECONDS,
-            "IDENTITY_OPERATOR_OIDC_ISSUER": kube_emulator.server,
+            "IDENTITY_OPERATOR_OIDC_ISSUER": CLUSTER_ISSUER,
         }
     )
     for key, value in overrides.items():

@@ -22,6 +22,7 @@ from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 
 from .conftest import (
+    CLUSTER_ISSUER,
     StartOperator,
     declare_identity,
     get_object,
@@ -79,7 +80,7 @@ def test_workload_identity(
         identity.name,
         "kubernetes",
         FederatedIdentityCredential(
-            issuer=ops_kube.server,
+            issuer=CLUSTER_ISSUER,
             subject=f"system:serviceaccount:{ops_namespace}:identity-operator",
             audiences=[AUDIENCE],
         ),

@@ -34,6 +34,9 @@ Permission = tuple[str, str, str]
 """(API group, resource or resource/subresource, verb)"""
 
 PEERING = "azure-identity-operator"
+NON_RESOURCE = "<nonResourceURL>"
+NON_RESOURCE_PREFIXES = ("/.well-known/", "/openid/")
+"""Non-resource URLs that RBAC guards by default (unlike API discovery, which every user may read)."""
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -51,6 +54,8 @@ def granted(roles: Iterable[dict[str, Any]]) -> set[Permission]:
     found: set[Permission] = set()
     for role in roles:
         for rule in role.get("rules") or ():
+            for url in rule.get("nonResourceURLs") or ():
+                found |= {(NON_RESOURCE, url, verb) for verb in rule.get("verbs") or ()}
             for group in rule.get("apiGroups") or ():
                 for resource in rule.get("resources") or ():
                     for verb in rule.get("verbs") or ():
@@ -83,7 +88,12 @@ def used(records: Iterable[dict[str, Any]], *, namespaced: bool, namespace: str)
     `namespace` or at cluster scope: requests in other namespaces are other tests' operators ending."""
     found: set[Permission] = set()
     for record in records:
-        if record["userAgent"].startswith("kubectl") or not record["resource"]:
+        if record["userAgent"].startswith("kubectl"):
+            continue
+        if not record["resource"]:
+            # API discovery needs no grant; the OIDC discovery document does (at cluster scope).
+            if not namespaced and record["path"].startswith(NON_RESOURCE_PREFIXES):
+                found.add((NON_RESOURCE, record["path"], record["verb"]))
             continue
         if record["namespace"] not in ("", namespace) or bool(record["namespace"]) != namespaced:
             continue
@@ -92,7 +102,7 @@ def used(records: Iterable[dict[str, Any]], *, namespaced: bool, namespace: str)
     return found
 
 
-def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str) -> None:
+def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str, subscription_id: str) -> None:
     """Every Kubernetes write the operator makes, each at least once."""
     suffix = uuid.uuid4().hex[:6]
     existing, created = f"ids-existing-{suffix}", f"ids-created-{suffix}"
@@ -107,13 +117,13 @@ def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str) ->
         "apiVersion": "identityoperator.dev/v1alpha1",
         "kind": "FederatedIdentityCredential",
         "metadata": {"name": f"workload-{suffix}", "namespace": namespace},
-        "spec": {
-            "identityRef": {"name": exporting},
-            "serviceAccountRef": {"name": "workload"},
-            "issuer": "https://oidc.cluster.example/issuer",
-        },
+        # The issuer: the cluster's, as the API server publishes it.
+        "spec": {"identityRef": {"name": exporting}, "serviceAccountRef": {"name": "workload"}},
     }
     kube.kubectl("apply", "-f", "-", input=json.dumps(credential))
+    run_workload_identity(
+        kube, namespace, f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+    )
     wait_ready(kube, namespace, exporting, deleted)
     kube.kubectl(
         "wait",
@@ -139,11 +149,59 @@ def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str) ->
     )
 
 
+def run_workload_identity(kube: KubeEmulatorInfo, namespace: str, scope: str) -> None:
+    """A WorkloadIdentity made, its role removed (its part deleted), then deleted with its parts and its
+    ServiceAccount's annotations."""
+    name = f"billing-{uuid.uuid4().hex[:6]}"
+    resource_group = scope.rsplit("/", 1)[1]
+    kube.kubectl("create", "serviceaccount", "-n", namespace, name)
+    workload: dict[str, Any] = {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "WorkloadIdentity",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "serviceAccountName": name,
+            "identity": {"resourceGroup": resource_group, "location": "westus"},
+            "roles": [{"role": "Reader", "scope": scope}],
+        },
+    }
+    kube.kubectl("apply", "-f", "-", input=json.dumps(workload))
+    kube.kubectl(
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=30s",
+        "-n",
+        namespace,
+        f"workloadidentity/{name}",
+        timeout=40,
+    )
+    workload["spec"]["roles"] = []
+    kube.kubectl("apply", "-f", "-", input=json.dumps(workload))
+    eventually(
+        lambda: (
+            not kube.kubectl(
+                "get",
+                "-n",
+                namespace,
+                "roleassignments",
+                "-l",
+                f"identityoperator.dev/workload-identity={name}",
+                "-o",
+                "name",
+            ).stdout.strip()
+        ),
+        timeout=30,
+        what="the removed role's part to be deleted",
+    )
+    kube.kubectl("delete", "-n", namespace, "workloadidentity", name, "--timeout=60s", timeout=70)
+
+
 OUR_KINDS = (
     "userassignedidentities",
     "federatedidentitycredentials",
     "roleassignments",
     "systemassignedidentities",
+    "workloadidentities",
 )
 
 
@@ -193,11 +251,12 @@ def test_namespaced_installation_grants_exactly_what_the_operator_uses(
     before = len(audit_records(ops_kube))
     operator = start_operator(
         "least-privilege-namespaced",
-        env=operator_base_env(azure_emulator, ops_kube),
+        # No configured issuer: the operator reads the cluster's from the API server.
+        env=operator_base_env(azure_emulator, ops_kube, IDENTITY_OPERATOR_OIDC_ISSUER=""),
         args=["-n", ops_namespace, f"--peering={PEERING}"],
     )
     operator.wait_ready()
-    run_scenario(ops_kube, ops_namespace, resource_group)
+    run_scenario(ops_kube, ops_namespace, resource_group, azure_emulator.subscription_id)
     operator.stop()
     records = settled_audit_records(ops_kube, before)
     assert {
@@ -238,11 +297,12 @@ def test_cluster_wide_installation_grants_exactly_what_the_operator_uses(
     before = len(audit_records(ops_kube))
     operator = start_operator(
         "least-privilege-cluster-wide",
-        env=operator_base_env(azure_emulator, ops_kube),
+        # No configured issuer: the operator reads the cluster's from the API server.
+        env=operator_base_env(azure_emulator, ops_kube, IDENTITY_OPERATOR_OIDC_ISSUER=""),
         args=["-A", f"--peering={peering}"],
     )
     operator.wait_ready()
-    run_scenario(ops_kube, ops_namespace, resource_group)
+    run_scenario(ops_kube, ops_namespace, resource_group, azure_emulator.subscription_id)
     operator.stop()
     records = settled_audit_records(ops_kube, before)
     # A ClusterRole grants in every namespace: the namespaced and cluster-scoped calls together.

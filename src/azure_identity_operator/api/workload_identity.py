@@ -21,7 +21,7 @@ import pydantic
 from azure_identity_operator.api import constants
 from azure_identity_operator.api.common import ApiModel, DeletionPolicy, InvalidSpecError, parse_model
 from azure_identity_operator.api.federated_identity_credential import DEFAULT_AUDIENCE
-from azure_identity_operator.api.user_assigned_identity import LocalObjectReference
+from azure_identity_operator.api.user_assigned_identity import ExportTo, LocalObjectReference
 
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
@@ -45,10 +45,21 @@ class RoleSpec(ApiModel):
         return (self.role or self.role_definition_id or "").strip()
 
 
+class NewIdentitySpec(ApiModel):
+    """A new identity: the fields of a UserAssignedIdentity's spec a WorkloadIdentity passes on."""
+
+    resource_group: str = pydantic.Field(min_length=1)
+    location: str = pydantic.Field(min_length=1)
+    azure_name: str | None = None
+    subscription_id: str | None = None
+    tags: dict[str, str] = pydantic.Field(default_factory=dict)
+    export_to: ExportTo | None = None
+
+
 class WorkloadIdentitySpec(ApiModel):
     service_account_name: str = pydantic.Field(min_length=1, max_length=253)
-    identity: dict[str, Any] | None = None
-    """A new UserAssignedIdentity's spec (resourceGroup, location, ...), passed on as written."""
+    identity: NewIdentitySpec | None = None
+    """A new UserAssignedIdentity's spec, passed on as written (and the deletion policy)."""
     identity_ref: LocalObjectReference | None = None
     roles: list[RoleSpec] = pydantic.Field(default_factory=list)
     deletion_policy: DeletionPolicy = "Delete"
@@ -106,7 +117,8 @@ def desired_workload(spec: WorkloadIdentitySpec, *, name: str) -> DesiredWorkloa
     parts: list[Part] = []
     if spec.identity is not None:
         identity_name = name
-        identity_spec = {key: value for key, value in spec.identity.items() if key != "deletionPolicy"}
+        # As written: the fields the user set, so what the API server stores compares equal.
+        identity_spec = spec.identity.model_dump(by_alias=True, exclude_unset=True)
         parts.append(
             Part(
                 kind=constants.USER_ASSIGNED_IDENTITY,

@@ -433,3 +433,88 @@ async def _ready_with_principal() -> outcome.Outcome:
     return ready(principalId="p1", id="/subscriptions/s/x").with_changes(
         outcome.Change(reason=outcome.CREATED, message="created")
     )
+
+
+OWNER = constants.Kind("Owner", "owners", "own")
+
+
+def owned_by(owner: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": constants.API_VERSION,
+            "kind": OWNER.kind,
+            "name": owner,
+            "uid": f"uid-{owner}",
+            "controller": True,
+        }
+    ]
+
+
+def test_a_part_wakes_its_owner_when_it_changes_and_the_owner_sees_its_parts() -> None:
+    async def part_ready(obj: flow.ObjectState) -> outcome.Outcome:
+        return ready()
+
+    async def owner_ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        return ready()
+
+    parts = FakeHooks(IDENTITY, part_ready)
+    owner = FakeHooks(OWNER, owner_ensure)
+    harness = Harness(KindRuntime(parts), KindRuntime(owner))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Owner", manifest("wi", {}))
+        await harness.settle()
+        assert len(owner.seen) == 1
+        assert owner.seen[-1].owned == ()
+        # A part appears (the owner created it): the owner is woken, and sees it unreported.
+        harness.apply("Identity", manifest("part", {"a": 1}, ownerReferences=owned_by("wi")))
+        await harness.settle()
+        seen = owner.seen[-1]
+        assert [p.name for p in seen.owned] == ["part"]
+        assert seen.sibling("Identity", "part") is not None
+        assert seen.sibling("Identity", "nothing") is None
+        # The part reported Ready (the controller's own status write): the owner was woken again (runs
+        # requested while it ran are served once, after it).
+        assert owner.seen[-1].owned[0].ready == "True"
+        runs = len(owner.seen)
+        # An unrelated object changes nothing for the owner; neither does the echo of the part's write.
+        harness.apply("Identity", manifest("other", {}))
+        harness.echo("Identity", "part")
+        await harness.settle()
+        assert len(owner.seen) == runs
+        # A part deleted: the owner is woken and no longer sees it.
+        harness.controller.observe("Identity", "DELETED", harness.kube.objects[("team", "part")])
+        await harness.settle()
+        assert len(owner.seen) == runs + 1
+        assert owner.seen[-1].owned == ()
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_a_settled_part_seen_after_a_restart_does_not_wake_its_owner() -> None:
+    async def part_ready(obj: flow.ObjectState) -> outcome.Outcome:
+        return ready()
+
+    owner = FakeHooks(OWNER, part_ready)
+    harness = Harness(KindRuntime(FakeHooks(IDENTITY, part_ready)), KindRuntime(owner))
+    settled_status = {
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "ok"}],
+    }
+
+    async def scenario() -> None:
+        await started(harness)
+        for kind, name, extra in (
+            ("Owner", "wi", {}),
+            ("Identity", "part", {"ownerReferences": owned_by("wi")}),
+        ):
+            body = manifest(name, {}, finalizers=[constants.FINALIZER], **extra)
+            body["status"] = settled_status
+            harness.apply(kind, body)
+        await harness.settle()
+        assert owner.seen == []  # both reported before: checked at their next drift check, not now
+        await harness.controller.stop()
+
+    run(scenario)

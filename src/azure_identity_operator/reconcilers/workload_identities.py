@@ -227,8 +227,11 @@ class WorkloadIdentityHooks(flow.BaseHooks[api.DesiredWorkload]):
         wanted: dict[str, str | None] = {api.CLIENT_ID_ANNOTATION: identity.client_id}
         if identity.tenant_id:
             wanted[api.TENANT_ID_ANNOTATION] = identity.tenant_id
-        changed = await self._service_accounts.annotate_service_account(
-            namespace=obj.namespace, name=name, annotations=wanted
+        current = (account.get("metadata") or {}).get("annotations") or {}
+        changed = any(current.get(key) != value for key, value in wanted.items()) and (
+            await self._service_accounts.annotate_service_account(
+                namespace=obj.namespace, name=name, annotations=wanted
+            )
         )
         changes = []
         if changed:

@@ -3,8 +3,9 @@
 Starts the Azure emulator, the Kubernetes API emulator and the operator, creates the Azure resources the
 examples refer to, applies every example (a user-assigned identity with a federated credential for a
 ServiceAccount, role assignments on a Key Vault and on resource groups, system-assigned identities of an
-App Service slot and a VM with roles, and an identity attached to that VM), waits until all are Ready, and
-prints `kubectl get` output and the kubeconfig to play with. Ctrl-C stops everything.
+App Service slot and a VM with roles, an identity attached to that VM, and a WorkloadIdentity), waits until
+all are Ready, signs in as the WorkloadIdentity's workload with its ServiceAccount token, and prints
+`kubectl get` output and the kubeconfig to play with. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def try_it(stack: LocalStack, workdir: Path, namespace: str) -> str:
         "The local stack is up. Try it (in another shell):\n"
         f"  export KUBECONFIG={stack.kubeconfig}\n"
         "  kubectl get azureidentity -A -o wide                  # every kind, with Azure IDs\n"
+        f"  kubectl describe wi billing{ns}                          # a workload identity: its parts' states\n"
+        f"  kubectl get azureidentity -l identityoperator.dev/workload-identity=billing{ns}   # its parts\n"
+        f"  kubectl get serviceaccount billing{ns} -o yaml           # annotated with its client ID\n"
         f"  kubectl describe uai demo-workload{ns}                   # conditions and Events\n"
         f"  kubectl get configmap demo-workload-identity{ns} -o yaml # the IDs, for workloads\n"
         f"  kubectl delete ra demo-workload-reader{ns}               # removed from Azure too\n"
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.up(ready_timeout=args.timeout)
         print(flush=True)
-        if EXAMPLES_DIR / "federated-identity-credential.yaml" in examples:
+        if EXAMPLES_DIR / "workload-identity.yaml" in examples:
             try:
                 print(stack.check_workload_identity().summary(), flush=True)
             except Exception as error:  # a failed check leaves the stack up to look into

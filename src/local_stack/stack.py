@@ -36,7 +36,12 @@ from local_stack.estate import (
     demo_estate,
 )
 from local_stack.estate import EXAMPLES_RESOURCE_GROUP as EXAMPLES_RESOURCE_GROUP  # for the benchmarks
-from local_stack.workload import DEMO_WORKLOAD, WorkloadCheck, check_workload_identity
+from local_stack.workload import (
+    CLIENT_ID_ANNOTATION,
+    DEMO_WORKLOAD,
+    WorkloadCheck,
+    check_workload_identity,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "identityoperator.dev"
@@ -48,6 +53,7 @@ DEFAULT_EXAMPLES = (
     "role-assignment.yaml",
     "system-assigned-identity.yaml",
     "system-assigned-and-attached-identities.yaml",
+    "workload-identity.yaml",
 )
 """Every manifest in examples/, in the order a reader meets them in the README."""
 EXAMPLES_LOCATION = DEMO_LOCATION
@@ -109,13 +115,19 @@ class LocalStack:
 
     @property
     def workload_token_file(self) -> Path:
-        """The projected service-account token of the ServiceAccount `demo-workload` (once it exists)."""
+        """The projected service-account token of the ServiceAccount `billing` (once it exists)."""
         return self.workdir / f"{DEMO_WORKLOAD}.token"
 
     def check_workload_identity(self) -> WorkloadCheck:
         """Sign in to Azure as the demo workload does in a pod, and see what its roles let it read."""
+        annotation = CLIENT_ID_ANNOTATION.replace(".", "\\.")  # a key with dots, in kubectl's JSONPath
         client_id = self.kubectl(
-            "get", "-n", self.namespace, f"uai/{DEMO_WORKLOAD}", "-o", "jsonpath={.status.clientId}"
+            "get",
+            "-n",
+            self.namespace,
+            f"serviceaccount/{DEMO_WORKLOAD}",
+            "-o",
+            f"jsonpath={{.metadata.annotations.{annotation}}}",
         ).stdout
         return check_workload_identity(self.azure, client_id, self.workload_token_file)
 

@@ -1,10 +1,11 @@
 """What the demo workload can do in Azure once the examples are Ready: workload identity, end to end.
 
-A pod running as the ServiceAccount `demo-workload` would find its projected service-account token in a
-file and exchange it for an Azure token of the identity `demo-workload`, trusted through the federated
-identity credential. The Kubernetes emulator keeps such a token in a file (`--project-token`), so this
-module does exactly what the pod's Azure SDK would: `WorkloadIdentityCredential` with that file and the
-identity's client ID, then ARM calls with the token. The role assignments decide what they may read.
+A pod running as the ServiceAccount `billing` (examples/workload-identity.yaml) would find its projected
+service-account token in a file and exchange it for an Azure token of the WorkloadIdentity's identity,
+trusted through the federated credential the operator made. The Kubernetes emulator keeps such a token in
+a file (`--project-token`), so this module does exactly what the pod's Azure SDK would, configured as the
+Azure Workload Identity webhook configures it: `WorkloadIdentityCredential` with that file and the client
+ID the ServiceAccount is annotated with, then ARM calls with the token. The roles decide what it may read.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from azure.core.exceptions import HttpResponseError
 from azure.identity import WorkloadIdentityCredential
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-DEMO_WORKLOAD = "demo-workload"
-"""The ServiceAccount and the identity of examples/federated-identity-credential.yaml."""
+DEMO_WORKLOAD = "billing"
+"""The ServiceAccount and the WorkloadIdentity of examples/workload-identity.yaml."""
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 KEY_VAULT_API_VERSION = "2024-11-01"
 
 
@@ -39,10 +41,9 @@ class WorkloadCheck:
     def summary(self) -> str:
         return (
             f"Workload identity, as a pod running as ServiceAccount {DEMO_WORKLOAD} uses it:\n"
-            f"  its service-account token was exchanged for an Azure token of identity {DEMO_WORKLOAD} "
-            f"(client ID {self.client_id})\n"
-            f"  it may read {self.allowed} "
-            "(RoleAssignment demo-workload-reader: Reader on its resource group)\n"
+            f"  its service-account token was exchanged for an Azure token of WorkloadIdentity {DEMO_WORKLOAD}'s "
+            f"identity (client ID {self.client_id}, from the ServiceAccount's {CLIENT_ID_ANNOTATION})\n"
+            f"  it may read {self.allowed} (its role: Reader on the vault)\n"
             f"  it may not read {self.refused} ({self.refused_code}: no role there)"
         )
 

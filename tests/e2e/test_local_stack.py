@@ -114,7 +114,11 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
             "FederatedIdentityCredential",
             "RoleAssignment",
             "SystemAssignedIdentity",
+            "WorkloadIdentity",
         }
+        # The WorkloadIdentity's parts are listed too, Ready.
+        for kind in ("UserAssignedIdentity", "FederatedIdentityCredential"):
+            assert re.search(rf"{kind.lower()}\.{GROUP}/billing\s+True\s+Succeeded", listing), kind
         for kind, name in objects:
             assert re.search(rf"{kind.lower()}\.{GROUP}/{name}\s+True\s+Succeeded", listing), (kind, name)
         kubeconfig = re.search(r"export KUBECONFIG=(\S+)", output)
@@ -148,7 +152,20 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
             (item["kind"], item["metadata"]["name"]): item["status"]
             for item in json.loads(every.stdout)["items"]
         }
-        assert set(statuses) == set(objects)
+        # The examples' objects, and the parts the WorkloadIdentity made: its identity, its credential and
+        # one RoleAssignment per role.
+        parts = set(statuses) - set(objects)
+        assert set(objects) <= set(statuses)
+        assert {kind for kind, _ in parts} == {
+            "UserAssignedIdentity",
+            "FederatedIdentityCredential",
+            "RoleAssignment",
+        }
+        assert len(parts) == 4
+        assert (
+            statuses["WorkloadIdentity", "billing"]["clientId"]
+            == statuses["UserAssignedIdentity", "billing"]["clientId"]
+        )
         world = emulator_state(tmp_path)
         resources = {r["id"].lower(): r for r in world["resources"]}
         vm = resources[
@@ -170,13 +187,13 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
                     status["roleDefinitionId"].rsplit("/", 1)[1],
                 )
                 assert grant in granted, name
-        # The operator's metrics count every example object as Ready.
+        # The operator's metrics count every object as Ready, the WorkloadIdentity's parts included.
         metrics_url = re.search(r"metrics: curl -s (\S+)", output)
         assert metrics_url is not None, output
         with urllib.request.urlopen(metrics_url.group(1), timeout=10) as response:
             metrics = response.read().decode()
-        for kind in {kind for kind, _ in objects}:
-            count = sum(1 for k, _ in objects if k == kind)
+        for kind in {kind for kind, _ in statuses}:
+            count = sum(1 for k, _ in statuses if k == kind)
             sample = (
                 f'azure_identity_operator_objects{{kind="{kind}",ready="True",reason="Succeeded"}} {count}.0'
             )

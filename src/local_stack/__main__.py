@@ -51,7 +51,7 @@ def try_it(stack: LocalStack, workdir: Path, namespace: str) -> str:
         "The local stack is up. Try it (in another shell):\n"
         f"  export KUBECONFIG={stack.kubeconfig}\n"
         "  kubectl get azureidentity -A -o wide                  # every kind, with Azure IDs\n"
-        f"  kubectl describe wi billing{ns}                          # a workload identity: its parts' states\n"
+        f"  kubectl describe wi billing{ns}                          # its parts' states\n"
         f"  kubectl get azureidentity -l identityoperator.dev/workload-identity=billing{ns}   # its parts\n"
         f"  kubectl get serviceaccount billing{ns} -o yaml           # annotated with its client ID\n"
         f"  kubectl describe uai demo-workload{ns}                   # conditions and Events\n"

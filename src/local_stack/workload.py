@@ -41,8 +41,9 @@ class WorkloadCheck:
     def summary(self) -> str:
         return (
             f"Workload identity, as a pod running as ServiceAccount {DEMO_WORKLOAD} uses it:\n"
-            f"  its service-account token was exchanged for an Azure token of WorkloadIdentity {DEMO_WORKLOAD}'s "
-            f"identity (client ID {self.client_id}, from the ServiceAccount's {CLIENT_ID_ANNOTATION})\n"
+            "  its service-account token was exchanged for an Azure token of WorkloadIdentity "
+            f"{DEMO_WORKLOAD}'s identity (client ID {self.client_id}, from the ServiceAccount's "
+            f"{CLIENT_ID_ANNOTATION})\n"
             f"  it may read {self.allowed} (its role: Reader on the vault)\n"
             f"  it may not read {self.refused} ({self.refused_code}: no role there)"
         )

@@ -461,3 +461,32 @@ def test_what_needs_the_user_is_said_on_the_object_with_a_warning(
     with pytest.raises(ResourceNotFoundError):
         msi_client.user_assigned_identities.get(resource_group, "later")
     assert msi_client.user_assigned_identities.get(resource_group, "taken")  # never this object's
+
+
+def test_a_service_account_acts_as_one_identity_and_passes_to_the_next_when_the_first_goes(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+) -> None:
+    identity = {"resourceGroup": resource_group, "location": "westeurope"}
+    apply_docs(
+        kube_emulator,
+        namespace,
+        service_account("shared"),
+        workload("alpha", "shared", [], identity=identity),
+    )
+    wait_ready(kube_emulator, namespace, "wi/alpha")
+    apply_docs(kube_emulator, namespace, workload("beta", "shared", [], identity=identity))
+    body = wait_reason(kube_emulator, namespace, "wi/beta", "Conflict")
+    assert "already declared by WorkloadIdentity" in ready_condition(body)["message"]
+    assert get_object(kube_emulator, namespace, "uai/beta") is None  # nothing made while it clashes
+    alpha = msi_client.user_assigned_identities.get(resource_group, "alpha")
+    assert annotations_of(kube_emulator, namespace, "shared")[CLIENT_ID] == alpha.client_id
+
+    kube_emulator.kubectl("delete", "-n", namespace, "wi/alpha", "--timeout=60s")
+    wait_ready(kube_emulator, namespace, "wi/beta", timeout=40)
+    beta = msi_client.user_assigned_identities.get(resource_group, "beta")
+    assert annotations_of(kube_emulator, namespace, "shared")[CLIENT_ID] == beta.client_id
+    kube_emulator.kubectl("delete", "-n", namespace, "wi/beta", "--timeout=60s")

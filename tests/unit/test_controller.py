@@ -518,3 +518,35 @@ def test_a_settled_part_seen_after_a_restart_does_not_wake_its_owner() -> None:
         await harness.controller.stop()
 
     run(scenario)
+
+
+@dataclasses.dataclass
+class SharingHooks(FakeHooks):
+    def sharing_keys(self, obj: flow.ObjectState) -> tuple[str, ...]:
+        return (str(obj.spec["account"]),)
+
+
+def test_an_object_refused_for_a_clash_tries_again_as_soon_as_the_other_goes() -> None:
+    async def ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        if any(other < f"team/{obj.name}" for other in obj.shared_with(str(obj.spec["account"]))):
+            return outcome.not_ready(reasons.CONFLICT, "declared by another")
+        return ready()
+
+    hooks = SharingHooks(OWNER, ensure)
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Owner", manifest("alpha", {"account": "shared"}))
+        harness.apply("Owner", manifest("beta", {"account": "shared"}))
+        await harness.settle()
+        assert harness.ready_reason("beta") == reasons.CONFLICT
+        harness.echo("Owner", "beta")
+        runs = len(hooks.seen)
+        harness.controller.observe("Owner", "DELETED", harness.kube.objects[("team", "alpha")])
+        await harness.settle()
+        assert len(hooks.seen) == runs + 1  # at once, not at its next drift check (60 s away)
+        assert harness.ready_reason("beta") == reasons.SUCCEEDED
+        await harness.controller.stop()
+
+    run(scenario)

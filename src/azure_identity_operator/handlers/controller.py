@@ -413,11 +413,24 @@ class Controller:
         state = self._state(key, tracked, identity=None)
         sharing = tuple(runtime.hooks.sharing_keys(state)) if not state.deleting_since else ()
         if sharing != tracked.sharing_keys:
-            for previous in tracked.sharing_keys:
-                self._sharing.get((key[0], previous), set()).discard(key)
+            self._release(key, [previous for previous in tracked.sharing_keys if previous not in sharing])
             for new in sharing:
                 self._sharing.setdefault((key[0], new), set()).add(key)
             tracked.sharing_keys = sharing
+
+    def _release(self, key: Key, sharing_keys: Collection[str]) -> None:
+        """The object no longer declares these: objects refused for clashing with it (`Conflict`) try
+        again now rather than at their next check."""
+        for sharing_key in sharing_keys:
+            others = self._sharing.get((key[0], sharing_key), set())
+            others.discard(key)
+            for other in sorted(others):
+                other_tracked = self._objects.get(other)
+                if (
+                    other_tracked is not None
+                    and _ready_reason(other_tracked.body["status"]) == reasons.CONFLICT
+                ):
+                    self._enqueue(other, USER)
 
     def _forget(self, key: Key) -> None:
         tracked = self._objects.pop(key, None)
@@ -425,8 +438,7 @@ class Controller:
             return
         if tracked.references is not None:
             self._dependants.get((tracked.references[0], key[1], tracked.references[1]), set()).discard(key)
-        for old in tracked.sharing_keys:
-            self._sharing.get((key[0], old), set()).discard(key)
+        self._release(key, tracked.sharing_keys)
         if tracked.owner is not None:
             self._parts.get(tracked.owner, set()).discard(key)
             self._enqueue(tracked.owner, USER)

@@ -490,3 +490,83 @@ def test_a_service_account_acts_as_one_identity_and_passes_to_the_next_when_the_
     beta = msi_client.user_assigned_identities.get(resource_group, "beta")
     assert annotations_of(kube_emulator, namespace, "shared")[CLIENT_ID] == beta.client_id
     kube_emulator.kubectl("delete", "-n", namespace, "wi/beta", "--timeout=60s")
+
+
+def test_moving_from_separate_objects_changes_nothing_in_azure(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    azure_emulator: AzureEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    msi_client: ManagedServiceIdentityClient,
+    authorization_client: AuthorizationManagementClient,
+) -> None:
+    """The steps docs/usage.md gives for moving to a WorkloadIdentity: Azure keeps the same credential and
+    the same assignment throughout, and nothing is written to either."""
+    scope = rg_scope(azure_emulator, resource_group)
+    credential = {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "FederatedIdentityCredential",
+        "metadata": {"name": "payments"},
+        "spec": {"identityRef": {"name": "payments-id"}, "serviceAccountRef": {"name": "payments"}},
+    }
+    grant = {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "RoleAssignment",
+        "metadata": {"name": "payments-reader"},
+        "spec": {
+            "principal": {"identityRef": {"name": "payments-id"}},
+            "roleDefinitionId": READER,
+            "scope": scope,
+        },
+    }
+    apply(kube_emulator, namespace, identity_manifest("payments-id", resource_group))
+    apply_docs(kube_emulator, namespace, service_account("payments"), credential, grant)
+    for resource in ("uai/payments-id", "fic/payments", "ra/payments-reader"):
+        wait_ready(kube_emulator, namespace, resource)
+    identity = msi_client.user_assigned_identities.get(resource_group, "payments-id")
+    [before] = [
+        a
+        for a in authorization_client.role_assignments.list_for_scope(scope, filter="atScope()")
+        if a.principal_id == identity.principal_id
+    ]
+    azure_emulator.reset_counts()
+
+    # 2. The credential handed over: orphaned, deleted, and a WorkloadIdentity of its name.
+    kube_emulator.kubectl(
+        "patch", "-n", namespace, "fic/payments", "--type=merge", "-p", '{"spec":{"deletionPolicy":"Orphan"}}'
+    )
+    wait_for(
+        lambda: (
+            (get_object(kube_emulator, namespace, "fic/payments") or {})
+            .get("status", {})
+            .get("observedGeneration")
+            == 2
+        ),
+        timeout=20,
+        what="the Orphan policy to be seen",
+    )
+    kube_emulator.kubectl("delete", "-n", namespace, "fic/payments", "--timeout=30s")
+    apply_docs(
+        kube_emulator,
+        namespace,
+        workload(
+            "payments", "payments", [{"roleDefinitionId": READER, "scope": scope}], identity_ref="payments-id"
+        ),
+    )
+    wait_ready(kube_emulator, namespace, "wi/payments")
+    # 3. The old RoleAssignment deleted: the part still declares the grant.
+    kube_emulator.kubectl("delete", "-n", namespace, "ra/payments-reader", "--timeout=30s")
+    wait_ready(kube_emulator, namespace, "wi/payments")
+
+    assert azure_emulator.arm_write_count("federatedIdentityCredentials") == 0
+    assert azure_emulator.arm_write_count("roleAssignments") == 0
+    [credential_now] = msi_client.federated_identity_credentials.list(resource_group, "payments-id")
+    assert credential_now.name == "payments"
+    [after] = [
+        a
+        for a in authorization_client.role_assignments.list_for_scope(scope, filter="atScope()")
+        if a.principal_id == identity.principal_id
+    ]
+    assert after.name == before.name
+    assert annotations_of(kube_emulator, namespace, "payments")[CLIENT_ID] == identity.client_id

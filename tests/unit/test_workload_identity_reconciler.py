@@ -451,3 +451,16 @@ def test_a_service_account_another_workload_identity_declares_keeps_its_annotati
     assert world.remove(spec()).done
     annotations = world.accounts.accounts[(NAMESPACE, "billing")]["metadata"]["annotations"]
     assert annotations[api.CLIENT_ID_ANNOTATION] == CLIENT_ID
+
+
+def test_a_part_name_held_by_an_object_being_deleted_is_waited_for_not_a_conflict() -> None:
+    world = World()
+    world.cluster.add("UserAssignedIdentity", "billing", {"resourceGroup": "rg-a"}, owner_uid="uid-previous")
+    key = ("UserAssignedIdentity", "billing")
+    world.cluster.objects[key] = dataclasses.replace(world.cluster.objects[key], deleting=True)
+    waiting = world.reconcile(spec())
+    assert waiting.reason != reasons.CONFLICT
+    assert ("create", "UserAssignedIdentity", "billing") not in world.cluster.writes
+    world.cluster.finish_deletions()
+    world.reconcile(spec())
+    assert ("create", "UserAssignedIdentity", "billing") in world.cluster.writes

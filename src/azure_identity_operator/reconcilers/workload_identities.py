@@ -110,7 +110,8 @@ class WorkloadIdentityHooks(flow.BaseHooks[api.DesiredWorkload]):
     def _conflict(self, obj: flow.ObjectState, spec: api.DesiredWorkload) -> outcome.Outcome | None:
         for part in spec.parts:
             existing = obj.sibling(part.kind.kind, part.name)
-            if existing is not None and existing.owner_uid != obj.uid:
+            # One being deleted (a previous WorkloadIdentity's of this name, say) is waited for instead.
+            if existing is not None and existing.owner_uid != obj.uid and not existing.deleting:
                 hint = (
                     " (use spec.identityRef to use it)"
                     if part.kind == constants.USER_ASSIGNED_IDENTITY

@@ -252,7 +252,10 @@ def test_the_parts_are_created_owned_then_the_account_annotated_and_a_second_pas
     assert all(o.owner_uid == "uid-billing" for o in world.cluster.objects.values())
     assert not first.ready
     assert first.reason in reasons.PROGRESSING
-    assert [c.reason for c in first.changes] == [outcome.CREATED] * 3
+    [created] = first.changes  # one Event for the three parts
+    assert created.reason == outcome.CREATED
+    assert "UserAssignedIdentity billing" in created.message
+    assert "FederatedIdentityCredential billing" in created.message
 
     world.cluster.writes.clear()
     waiting = world.reconcile(spec())

@@ -144,38 +144,45 @@ class WorkloadIdentityHooks(flow.BaseHooks[api.DesiredWorkload]):
             "name": obj.name,
             "uid": obj.uid,
         }
-        for part in spec.parts:
-            key = (part.kind.kind, part.name)
-            existing = obj.sibling(*key)
-            if existing is None:
-                await self._owned.create_owned(
-                    kind=part.kind,
-                    namespace=obj.namespace,
-                    name=part.name,
-                    spec=part.spec,
-                    owner=owner,
-                    labels={constants.WORKLOAD_IDENTITY_LABEL: obj.name},
-                )
-                written[key] = "created"
-                changes.append(
-                    outcome.Change(
-                        reason=outcome.CREATED,
-                        message=f"created {part.kind.kind} {part.name} ({part.describe})",
+        created: list[str] = []
+        try:
+            for part in spec.parts:
+                key = (part.kind.kind, part.name)
+                existing = obj.sibling(*key)
+                if existing is None:
+                    await self._owned.create_owned(
+                        kind=part.kind,
+                        namespace=obj.namespace,
+                        name=part.name,
+                        spec=part.spec,
+                        owner=owner,
+                        labels={constants.WORKLOAD_IDENTITY_LABEL: obj.name},
                     )
-                )
-            elif existing.deleting:
-                written[key] = "waiting for the previous one to finish its deletion"
-            elif not _matches(existing.spec, part.spec):
-                await self._owned.replace_owned_spec(
-                    kind=part.kind, namespace=obj.namespace, name=part.name, uid=existing.uid, spec=part.spec
-                )
-                written[key] = "updated"
-                what = "updated" if obj.spec_changed else "put back the spec of"
-                changes.append(
-                    outcome.Change(
-                        reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
-                        message=f"{what} {part.kind.kind} {part.name} ({part.describe})",
+                    written[key] = "created"
+                    created.append(f"{part.kind.kind} {part.name} ({part.describe})")
+                elif existing.deleting:
+                    written[key] = "waiting for the previous one to finish its deletion"
+                elif not _matches(existing.spec, part.spec):
+                    await self._owned.replace_owned_spec(
+                        kind=part.kind,
+                        namespace=obj.namespace,
+                        name=part.name,
+                        uid=existing.uid,
+                        spec=part.spec,
                     )
+                    written[key] = "updated"
+                    what = "updated" if obj.spec_changed else "put back the spec of"
+                    changes.append(
+                        outcome.Change(
+                            reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
+                            message=f"{what} {part.kind.kind} {part.name} ({part.describe})",
+                        )
+                    )
+        finally:
+            # One Event for the parts made in one pass (a new object makes them all at once).
+            if created:
+                changes.append(
+                    outcome.Change(reason=outcome.CREATED, message=f"created {'; '.join(created)}")
                 )
 
     async def _delete_unwanted(

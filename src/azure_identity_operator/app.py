@@ -22,7 +22,7 @@ from azure_identity_operator.handlers import kinds, kube_api
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.controller import Controller
 from azure_identity_operator.handlers.kube import KubeWriter, OwnedObjects
-from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
+from azure_identity_operator.reconcilers.kube_port import ClusterIdentity, ClusterIssuer
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         resources=SdkResourcePort(session),
         owned=OwnedObjects(kube),
         cluster_issuer=ClusterIssuer(settings.oidc_issuer),
+        cluster=ClusterIdentity(settings.cluster_id),
     )
     controller = Controller(kube=kube, kinds=kinds.build(context), sync_interval=settings.sync_interval)
     # What a write of a part returns goes straight into the controller's view of it.
@@ -92,6 +93,7 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
     async def discover_cluster_issuer(**_: Any) -> None:
         # Before the controller starts, so no credential is reconciled without the cluster's issuer.
         await _discover_issuer(kube, context.cluster_issuer)
+        await _discover_cluster(kube, context.cluster)
 
     controller.register(registry)
     return Operator(
@@ -119,4 +121,24 @@ async def _discover_issuer(kube: KubeWriter, issuer: ClusterIssuer) -> None:
         logger.warning(
             "The API server publishes no OIDC issuer and IDENTITY_OPERATOR_OIDC_ISSUER is not set: "
             "federated credentials must name their issuer"
+        )
+
+
+async def _discover_cluster(kube: KubeWriter, cluster: ClusterIdentity) -> None:
+    """Name this cluster for ownership markers unless a name is configured: the kube-system namespace's
+    uid. Without either, what the operator creates is marked with its namespace and name only (logged)."""
+    if cluster.configured:
+        logger.info("Cluster ID: %s (IDENTITY_OPERATOR_CLUSTER_ID)", cluster.configured)
+        return
+    try:
+        cluster.discovered = await kube.namespace_uid("kube-system")
+    except kube_api.KubeApiError as error:
+        logger.warning("Could not read the kube-system namespace to name this cluster: %s", error)
+        return
+    if cluster.discovered:
+        logger.info("Cluster ID: %s (the uid of namespace kube-system)", cluster.discovered)
+    else:
+        logger.warning(
+            "No kube-system namespace and IDENTITY_OPERATOR_CLUSTER_ID is not set: ownership markers "
+            "name no cluster"
         )

@@ -18,6 +18,8 @@ PUBLIC_CLOUD_RESOURCE_MANAGER = "https://management.azure.com"
 PUBLIC_CLOUD_AUDIENCE = "https://management.azure.com"
 
 LogFormat = Literal["text", "json"]
+DefaultPolicy = Literal["permissive", "restricted"]
+ExistingGrants = Literal["report", "remove"]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -56,6 +58,17 @@ class Settings:
     """ARM's token buckets per subscription as this operator keeps them (`IDENTITY_OPERATOR_ARM_BUCKETS`,
     e.g. `reads=250:25,writes=200:10,deletes=200:10`: capacity and refill per second); ARM's own numbers
     for the kinds not named."""
+    cluster_id: str | None = None
+    """This cluster's name in the ownership markers the operator puts on what it creates in Azure
+    (`IDENTITY_OPERATOR_CLUSTER_ID`); unset, the uid of the `kube-system` namespace, read at start-up."""
+    default_policy: DefaultPolicy = "permissive"
+    """What a namespace no IdentityAccessPolicy selects may do (`IDENTITY_OPERATOR_DEFAULT_POLICY`):
+    `permissive`, anything the operator's Azure identity may; `restricted`, no privileged role (Owner,
+    User Access Administrator, Role Based Access Control Administrator) anywhere."""
+    policy_existing_grants: ExistingGrants = "report"
+    """What happens to what is already in Azure when a policy (added or changed) now forbids an object
+    (`IDENTITY_OPERATOR_POLICY_EXISTING_GRANTS`): `report` leaves it and reports `PolicyDenied`; `remove`
+    also removes what the object owns in Azure."""
     arm_budget_share: float = 1.0
     """The part of the principal's ARM budget this instance may spend (`IDENTITY_OPERATOR_ARM_BUDGET_SHARE`,
     0 < share <= 1): 0.5 each for two instances sharing one Azure principal."""
@@ -95,6 +108,13 @@ class Settings:
             arm_timeout=_positive_float(env, "IDENTITY_OPERATOR_ARM_TIMEOUT", 30.0),
             arm_buckets=_buckets(env, "IDENTITY_OPERATOR_ARM_BUCKETS"),
             arm_budget_share=_share(env, "IDENTITY_OPERATOR_ARM_BUDGET_SHARE"),
+            cluster_id=_cluster_id(env, "IDENTITY_OPERATOR_CLUSTER_ID"),
+            default_policy="restricted"
+            if _choice(env, "IDENTITY_OPERATOR_DEFAULT_POLICY", ("permissive", "restricted")) == "restricted"
+            else "permissive",
+            policy_existing_grants="remove"
+            if _choice(env, "IDENTITY_OPERATOR_POLICY_EXISTING_GRANTS", ("report", "remove")) == "remove"
+            else "report",
         )
 
 
@@ -108,6 +128,29 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), case-insensitive."""
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+_CLUSTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _cluster_id(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not _CLUSTER_ID.match(value):
+        raise ConfigError(
+            f"{name} must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            f"not {value!r}"
+        )
     return value
 
 

@@ -9,7 +9,7 @@ from azure_identity_operator.arm.authorization import AuthorizationPort
 from azure_identity_operator.arm.identities import IdentityPort
 from azure_identity_operator.arm.resources import ResourcePort
 from azure_identity_operator.handlers.kube import KubeWriter, OwnedObjects
-from azure_identity_operator.reconcilers.kube_port import ClusterIssuer
+from azure_identity_operator.reconcilers.kube_port import ClusterIdentity, ClusterIssuer
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -25,3 +25,5 @@ class OperatorContext:
     """The objects a WorkloadIdentity owns, written through `kube`."""
     cluster_issuer: ClusterIssuer = dataclasses.field(default_factory=ClusterIssuer)
     """The cluster's service-account issuer: configured, or discovered from the API server at start-up."""
+    cluster: ClusterIdentity = dataclasses.field(default_factory=ClusterIdentity)
+    """This cluster's name in ownership markers: configured, or the kube-system namespace's uid."""

@@ -252,6 +252,17 @@ class KubeWriter:
             raise KubernetesError(error.status, error.message) from None
         return True
 
+    async def namespace_uid(self, name: str) -> str | None:
+        """The uid of a namespace (`kube-system`'s names the cluster), `None` if it does not exist."""
+        try:
+            found = await self._client.request("GET", _path("api", "v1", "namespaces", name))
+        except KubeApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        uid = (found.get("metadata") or {}).get("uid") if isinstance(found, Mapping) else None
+        return str(uid) if uid else None
+
     async def discover_issuer(self) -> str | None:
         """The service-account token issuer the API server publishes (kube-apiserver serves its OIDC
         discovery document at `/.well-known/openid-configuration`); `None` when it publishes none."""

@@ -57,6 +57,19 @@ class ClusterIssuer:
         return self.configured or self.discovered
 
 
+class ClusterIdentity:
+    """This cluster's name in ownership markers: the configured one (`IDENTITY_OPERATOR_CLUSTER_ID`), else
+    the uid of its `kube-system` namespace (read at start-up), which lives as long as the cluster does."""
+
+    def __init__(self, configured: str | None = None) -> None:
+        self.configured = (configured or "").strip() or None
+        self.discovered: str | None = None
+
+    @property
+    def value(self) -> str | None:
+        return self.configured or self.discovered
+
+
 class OwnedObjectsPort(Protocol):
     """Objects of the operator's kinds that another of its objects owns (a WorkloadIdentity's parts)."""
 

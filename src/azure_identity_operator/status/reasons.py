@@ -58,6 +58,12 @@ AZURE_REJECTED = "AzureRejected"
 """Azure refused the request as invalid; the message carries Azure's own explanation."""
 CONFLICT = "Conflict"
 """Azure already holds something that clashes with the spec and that the operator will not take over."""
+OWNED_ELSEWHERE = "OwnedElsewhere"
+"""The Azure resource carries another owner's marker (another cluster, or another object): the operator
+neither adopts, changes nor deletes it; the message names the owner."""
+POLICY_DENIED = "PolicyDenied"
+"""An IdentityAccessPolicy (or the restricted default) forbids what the spec asks; nothing is written to
+Azure. The message names the policy and the rule."""
 CREDENTIAL_LIMIT_REACHED = "CredentialLimitReached"
 """The identity already has the most federated credentials Azure allows (20); remove one to make room."""
 UNSUPPORTED_RESOURCE = "UnsupportedResource"

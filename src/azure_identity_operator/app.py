@@ -74,7 +74,14 @@ def build(settings: config.Settings, *, peering_name: str | None = None) -> Oper
         cluster_issuer=ClusterIssuer(settings.oidc_issuer),
         cluster=ClusterIdentity(settings.cluster_id),
     )
-    controller = Controller(kube=kube, kinds=kinds.build(context), sync_interval=settings.sync_interval)
+    controller = Controller(
+        kube=kube,
+        kinds=kinds.build(context),
+        sync_interval=settings.sync_interval,
+        policy_source=kube,
+        restricted_default=settings.default_policy == "restricted",
+        remove_when_denied=settings.policy_existing_grants == "remove",
+    )
     # What a write of a part returns goes straight into the controller's view of it.
     context.owned.written = controller.observe
 

@@ -34,6 +34,8 @@ KINDS = (
     "workloadidentities",
 )
 """The operator's kinds (plural names), as its RBAC grants them."""
+POLICY_PLURAL = "identityaccesspolicies"
+"""The cluster-scoped access policies: read and given a status, never written otherwise."""
 PART_KINDS = ("userassignedidentities", "federatedidentitycredentials", "roleassignments")
 """The kinds a WorkloadIdentity is made of: the operator creates and deletes objects of these."""
 

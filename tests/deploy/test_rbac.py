@@ -46,6 +46,15 @@ KOPF_CRD_OBSERVATION: set[Permission] = grants(
 )
 """What kopf reads at cluster scope in every mode."""
 
+POLICIES_AND_CLUSTER: set[Permission] = (
+    grants("", ["namespaces"], ["list", "watch"])
+    | grants(GROUP, ["identityaccesspolicies"], ["list", "watch"])
+    | grants(GROUP, ["identityaccesspolicies/status"], ["patch"])
+    | {("", "namespaces[kube-system]", "get")}
+)
+"""At cluster scope in every mode: the namespaces' labels and the access policies that select them, and
+the kube-system namespace, whose uid names the cluster."""
+
 NON_RESOURCE = "<nonResourceURL>"
 ISSUER_DISCOVERY: set[Permission] = {(NON_RESOURCE, "/.well-known/openid-configuration", "get")}
 """The cluster's service-account issuer, read at start-up in every mode."""
@@ -60,9 +69,10 @@ EXPECTED_CLUSTER_WIDE_CLUSTER_ROLE = (
     IN_EACH_SERVED_NAMESPACE
     | KOPF_CRD_OBSERVATION
     | ISSUER_DISCOVERY
+    | POLICIES_AND_CLUSTER
     | grants("kopf.dev", ["clusterkopfpeerings"], ["list", "watch", "patch"])
 )
-EXPECTED_NAMESPACED_CLUSTER_ROLE = KOPF_CLUSTER_OBSERVATION | ISSUER_DISCOVERY
+EXPECTED_NAMESPACED_CLUSTER_ROLE = KOPF_CLUSTER_OBSERVATION | ISSUER_DISCOVERY | POLICIES_AND_CLUSTER
 EXPECTED_NAMESPACED_ROLE = IN_EACH_SERVED_NAMESPACE | grants(
     "kopf.dev", ["kopfpeerings"], ["list", "watch", "patch"]
 )
@@ -81,9 +91,14 @@ def permissions(role: Manifest) -> set[Permission]:
             assert set(rule) == {"nonResourceURLs", "verbs"}, f"unexpected rule fields: {sorted(rule)}"
             found |= grants(NON_RESOURCE, rule["nonResourceURLs"], rule["verbs"])
             continue
-        assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {sorted(rule)}"
+        assert set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"}, (
+            f"unexpected rule fields: {sorted(rule)}"
+        )
+        resources = rule["resources"]
+        if "resourceNames" in rule:  # e.g. namespaces[kube-system]: only those objects
+            resources = [f"{r}[{name}]" for r in resources for name in rule["resourceNames"]]
         for group in rule["apiGroups"]:
-            found |= grants(group, rule["resources"], rule["verbs"])
+            found |= grants(group, resources, rule["verbs"])
     return found
 
 

@@ -105,6 +105,19 @@ def used(records: Iterable[dict[str, Any]], *, namespaced: bool, namespace: str)
 def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str, subscription_id: str) -> None:
     """Every Kubernetes write the operator makes, each at least once."""
     suffix = uuid.uuid4().hex[:6]
+    # An access policy governing the namespace (its status is written; its rules allow the scenario).
+    kube.kubectl("label", "namespace", namespace, f"least-privilege={suffix}")
+    policy = {
+        "apiVersion": "identityoperator.dev/v1alpha1",
+        "kind": "IdentityAccessPolicy",
+        "metadata": {"name": f"least-privilege-{suffix}"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"least-privilege": suffix}},
+            "roles": {"allow": ["Reader"]},
+            "scopes": {"allow": [f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"]},
+        },
+    }
+    kube.kubectl("apply", "-f", "-", input=json.dumps(policy))
     existing, created = f"ids-existing-{suffix}", f"ids-created-{suffix}"
     kube.kubectl("create", "configmap", "-n", namespace, existing, "--from-literal=owner=someone-else")
     exporting, deleted = f"exporting-{suffix}", f"deleted-{suffix}"
@@ -147,6 +160,21 @@ def run_scenario(kube: KubeEmulatorInfo, namespace: str, resource_group: str, su
         timeout=30,
         what="the deleted identity to be gone",
     )
+    eventually(
+        lambda: (
+            kube.kubectl(
+                "get",
+                "identityaccesspolicy",
+                f"least-privilege-{suffix}",
+                "-o",
+                "jsonpath={.status.namespaceCount}",
+            ).stdout.strip()
+            == "1"
+        ),
+        timeout=30,
+        what="the policy's status",
+    )
+    kube.kubectl("delete", "identityaccesspolicy", f"least-privilege-{suffix}")
 
 
 def run_workload_identity(kube: KubeEmulatorInfo, namespace: str, scope: str) -> None:

@@ -10,10 +10,11 @@ import dataclasses
 
 import pytest
 
+from azure_identity_operator.api import access_policy as api_policy
 from azure_identity_operator.api import constants
 from azure_identity_operator.api.common import InvalidSpecError
 from azure_identity_operator.arm.errors import ArmError
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import access, flow
 from azure_identity_operator.status import outcome, reasons
 
 from .objects import object_state
@@ -321,3 +322,54 @@ def test_object_state_reads_the_annotations_and_generation() -> None:
     assert list(fresh.shared_with("anything")) == []
     assert object_state(WIDGET.kind, "w1", annotations={flow.RECONCILE_POLICY_ANNOTATION: "SKIP"}).paused
     assert not object_state(WIDGET.kind, "w1", annotations={flow.RECONCILE_POLICY_ANNOTATION: "run"}).paused
+
+
+class GrantingWidgetHooks(WidgetHooks):
+    """A widget that asks for a role grant, as the access policies judge it."""
+
+    def requests(self, obj: flow.ObjectState, spec: WidgetSpec) -> list[access.Request]:
+        return [
+            access.Grant(
+                role_name=str(obj.spec.get("role", "Reader")),
+                role_id=None,
+                scope="/subscriptions/s/resourceGroups/g",
+                principal_id="p",
+                own_identity=True,
+            )
+        ]
+
+
+def judged(obj: flow.ObjectState, *, remove: bool = False) -> flow.ObjectState:
+    denying = access.Policy("no-owners", api_policy.parse_spec({"roles": {"deny": ["Owner"]}}))
+    return dataclasses.replace(
+        obj,
+        policy=lambda requests: access.evaluate([denying], {}, requests, restricted_default=False),
+        remove_when_denied=remove,
+    )
+
+
+def test_a_request_a_policy_denies_is_policy_denied_before_any_hook_writes() -> None:
+    hooks = GrantingWidgetHooks()
+    result = run_reconcile(hooks, judged(widget(role="Owner")))
+    assert result.reason == reasons.POLICY_DENIED
+    assert result.needs_user_action
+    assert "IdentityAccessPolicy no-owners (spec.roles.deny)" in result.message
+    assert hooks.calls == ["parse"]  # ensure never ran
+    allowed = run_reconcile(hooks, judged(widget(role="Reader")))
+    assert allowed.ready
+
+
+def test_a_denied_object_also_loses_what_it_holds_in_azure_when_so_configured() -> None:
+    hooks = GrantingWidgetHooks()
+    gone = outcome.Change(reason=outcome.DELETED, message="deleted the widget's grant")
+    hooks.removed = flow.removed("deleted", gone)
+    result = run_reconcile(hooks, judged(widget(role="Owner"), remove=True))
+    assert result.reason == reasons.POLICY_DENIED
+    assert hooks.calls == ["parse", "remove"]
+    assert result.changes == (gone,)
+    # A denial found by ensure itself (once it knows more) is handled alike.
+    hooks = WidgetHooks()
+    hooks.ensured = flow.policy_denied(access.Denial(policy="p", rule="spec.scopes.allow", message="no"))
+    result = run_reconcile(hooks, dataclasses.replace(widget(), remove_when_denied=True))
+    assert hooks.calls == ["parse", "ensure", "remove"]
+    assert result.reason == reasons.POLICY_DENIED

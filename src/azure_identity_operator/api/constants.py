@@ -28,6 +28,8 @@ FEDERATED_IDENTITY_CREDENTIAL = Kind("FederatedIdentityCredential", "federatedid
 ROLE_ASSIGNMENT = Kind("RoleAssignment", "roleassignments", "ra")
 SYSTEM_ASSIGNED_IDENTITY = Kind("SystemAssignedIdentity", "systemassignedidentities", "sai")
 WORKLOAD_IDENTITY = Kind("WorkloadIdentity", "workloadidentities", "wi")
+ACCESS_POLICY = Kind("IdentityAccessPolicy", "identityaccesspolicies", "iap")
+"""Cluster-scoped: what the namespaces it selects may ask of Azure (`reconcilers.access`)."""
 
 WORKLOAD_IDENTITY_LABEL = f"{GROUP}/workload-identity"
 """On every object a WorkloadIdentity owns: its name (`kubectl get azureidentity -l ...=<name>`)."""

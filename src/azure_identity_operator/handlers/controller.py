@@ -44,6 +44,7 @@ from azure_identity_operator.api import constants
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.arm import budget
 from azure_identity_operator.handlers.kube import ObjectGone, WriteConflict
+from azure_identity_operator.handlers.policies import PolicyBook
 from azure_identity_operator.observability import logging as observability_logging
 from azure_identity_operator.observability import metrics
 from azure_identity_operator.reconcilers import flow
@@ -70,6 +71,9 @@ MAX_BACKOFF_SECONDS = 300.0
 MAX_NEEDS_USER_BACKOFF_SECONDS = 600.0
 """Failures a person must fix in Azure are retried up to every 10 minutes, to notice the fix."""
 CONFLICT_RETRY_SECONDS = 1.0
+NAMESPACE_WAIT_SECONDS = 1.0
+"""An object of a namespace whose labels the operator has not seen yet is judged this much later."""
+ACCESS_POLICY = constants.ACCESS_POLICY
 """After a write conflict on the object itself: the watch event that caused it brings the new version."""
 DEFAULT_WORKERS = 16
 
@@ -98,6 +102,18 @@ class ObjectWriter(Protocol):
     async def post_event(
         self, *, involved: Mapping[str, str], type_: str, reason: str, message: str
     ) -> None: ...
+
+    async def patch_cluster_status(
+        self, *, plural: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+
+class PolicySource(Protocol):
+    """Lists of the access policies and the namespaces, read once before the first reconcile."""
+
+    async def list_policies(self) -> list[dict[str, Any]]: ...
+
+    async def list_namespaces(self) -> list[dict[str, Any]]: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -272,8 +288,16 @@ class Controller:
         sync_interval: float,
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], float] = time.monotonic,
+        policy_source: PolicySource | None = None,
+        restricted_default: bool = False,
+        remove_when_denied: bool = False,
     ) -> None:
         self._kube = kube
+        self._policy_source = policy_source
+        self._book = PolicyBook(restricted_default=restricted_default, loaded=policy_source is None)
+        self._remove_when_denied = remove_when_denied
+        self._policy_bodies: dict[str, dict[str, Any]] = {}
+        """Policy name → what the controller keeps of it: uid, generation, resourceVersion, status."""
         self._kinds = {runtime.hooks.kind.kind: runtime for runtime in kinds}
         self._interval = sync_interval
         self._workers = asyncio.Semaphore(workers) if workers else None
@@ -299,12 +323,24 @@ class Controller:
         for runtime in self._kinds.values():
             kind = runtime.hooks.kind
 
+            # Async handlers run on the event loop, as the controller's state wants: kopf would run a sync
+            # one in a thread.
             @kopf.on.event(constants.GROUP, constants.VERSION, kind.plural, registry=registry)
-            def on_event(event: kopf.RawEvent, _kind: str = kind.kind, **_: Any) -> None:
+            async def on_event(event: kopf.RawEvent, _kind: str = kind.kind, **_: Any) -> None:
                 self.observe(_kind, event.get("type"), event.get("object") or {})
+
+        @kopf.on.event(constants.GROUP, constants.VERSION, ACCESS_POLICY.plural, registry=registry)
+        async def on_policy(event: kopf.RawEvent, **_: Any) -> None:
+            self.observe_policy(event.get("type"), event.get("object") or {})
+
+        @kopf.on.event("", "v1", "namespaces", registry=registry)
+        async def on_namespace(event: kopf.RawEvent, **_: Any) -> None:
+            self.observe_namespace(event.get("type"), event.get("object") or {})
 
         @kopf.on.startup(registry=registry)
         async def start_scheduler(**_: Any) -> None:
+            # Before any object is reconciled: the policies that govern it, and its namespace's labels.
+            await self.load_policies()
             self.start()
 
         @kopf.on.cleanup(registry=registry)
@@ -314,6 +350,8 @@ class Controller:
     def start(self) -> None:
         self._wakeup = asyncio.Event()
         self._spawn(self._schedule_loop())
+        for name in list(self._policy_bodies):
+            self._report_policy(name)
         if any(self._surveys(runtime) is not None for runtime in self._kinds.values()):
             self._spawn(self._sweep_loop())
 
@@ -322,6 +360,114 @@ class Controller:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- access policies ---------------------------------------------------------------------------
+
+    async def load_policies(self) -> None:
+        """List every access policy and namespace once, so no object is judged on a partial view."""
+        if self._policy_source is None or self._book.loaded:
+            return
+        for raw in await self._policy_source.list_namespaces():
+            self.observe_namespace("ADDED", raw)
+        for raw in await self._policy_source.list_policies():
+            self.observe_policy("ADDED", raw)
+        self._book.loaded = True
+        logger.info(
+            "Access policies: %d, over %d namespaces; without one: %s",
+            len(self._book.policies),
+            len(self._book.namespaces),
+            "restricted" if self._book.restricted_default else "permissive",
+        )
+
+    def observe_policy(self, event_type: str | None, raw: Mapping[str, Any]) -> None:
+        metadata = raw.get("metadata") or {}
+        name = metadata.get("name")
+        if not name:
+            return
+        if event_type == "DELETED":
+            self._policy_bodies.pop(name, None)
+            self._recheck(self._book.set_policy(name, None))
+            return
+        known = self._policy_bodies.get(name)
+        if known is not None:
+            arriving, seen = _resource_version(raw), _resource_version(known)
+            if arriving is not None and seen is not None and arriving <= seen:
+                return
+            if known["metadata"]["uid"] != metadata.get("uid"):
+                known = None
+        body = {
+            "metadata": {
+                "name": name,
+                "uid": metadata.get("uid"),
+                "generation": metadata.get("generation"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "status": dict(raw.get("status") or {}),
+        }
+        self._policy_bodies[name] = body
+        if known is None or known["metadata"].get("generation") != metadata.get("generation"):
+            self._recheck(self._book.set_policy(name, raw.get("spec") or {}))
+            self._report_policy(name)
+        elif body["status"] != known["status"]:
+            self._report_policy(name)  # someone else wrote its status
+
+    def observe_namespace(self, event_type: str | None, raw: Mapping[str, Any]) -> None:
+        metadata = raw.get("metadata") or {}
+        name = metadata.get("name")
+        if not name:
+            return
+        labels = None if event_type == "DELETED" else dict(metadata.get("labels") or {})
+        if labels is not None and self._book.namespaces.get(name) == labels:
+            return
+        newly = name not in self._book.namespaces
+        changed = self._book.set_namespace(name, labels)
+        for policy in changed:
+            self._report_policy(policy)
+        if changed or newly:
+            self._recheck({name})
+
+    def _recheck(self, namespaces: Collection[str]) -> None:
+        """Objects of these namespaces are judged again: their policies changed. Before the first listing
+        nothing was judged yet, so nothing is."""
+        if not self._book.loaded or not namespaces:
+            return
+        for key in [key for key in self._objects if key[1] in namespaces]:
+            self._enqueue(key, DRIFT)
+
+    def _report_policy(self, name: str) -> None:
+        if self._book.loaded and self._wakeup is not None and name in self._policy_bodies:
+            self._spawn(self._write_policy_status(name))
+
+    async def _write_policy_status(self, name: str) -> None:
+        body = self._policy_bodies.get(name)
+        if body is None:
+            return
+        fields = self._book.status_of(name)
+        problem = fields.pop("problem")
+        if problem:
+            result = outcome.not_ready(reasons.INVALID_SPEC, f"not in force: {problem}", observed=fields)
+        else:
+            count = fields["namespaceCount"]
+            result = outcome.succeeded(f"in force in {count} namespace{'s' if count != 1 else ''}", fields)
+        previous = body["status"]
+        current = report.next_status(
+            previous, result, generation=body["metadata"].get("generation"), now=conditions.now_rfc3339()
+        )
+        changes = report.status_patch(previous, current)
+        if not changes:
+            return
+        try:
+            written = await self._kube.patch_cluster_status(
+                plural=ACCESS_POLICY.plural, name=name, status=changes
+            )
+        except (ObjectGone, WriteConflict):
+            return
+        except Exception as error:
+            logger.warning("Could not write the status of IdentityAccessPolicy %s: %s", name, error)
+            return
+        if self._policy_bodies.get(name) is body:
+            body["status"] = dict(written.get("status") or {})
+            body["metadata"]["resourceVersion"] = (written.get("metadata") or {}).get("resourceVersion")
 
     # -- watch events -----------------------------------------------------------------------------
 
@@ -600,6 +746,8 @@ class Controller:
             shared_with=shared_with,
             sibling=sibling,
             owned=owned,
+            policy=lambda requests: self._book.check(key[1], requests),
+            remove_when_denied=self._remove_when_denied,
         )
 
     def _identity_snapshot(self, key: Key, tracked: Tracked) -> PrincipalSnapshot | None:
@@ -644,6 +792,10 @@ class Controller:
         has_finalizer = constants.FINALIZER in metadata["finalizers"]
         if deleting and not has_finalizer:
             return  # nothing of ours to clean up
+        if not deleting and not self._book.knows(key[1]):
+            # Its namespace's labels decide which policies govern it: judged once its watch event is in.
+            self._schedule(key, self._clock() + NAMESPACE_WAIT_SECONDS, RETRY, from_run=True)
+            return
         started = time.monotonic()
         try:
             state = self._state(key, tracked, identity=self._identity_snapshot(key, tracked))

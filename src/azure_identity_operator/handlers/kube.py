@@ -79,6 +79,48 @@ class KubeWriter:
             plural, namespace, name, {"status": dict(status)}, content_type=MERGE_PATCH, subresource="status"
         )
 
+    async def patch_cluster_status(
+        self, *, plural: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the status of one of the operator's cluster-scoped objects (an access policy)."""
+        path = _path("apis", constants.GROUP, constants.VERSION, plural, name, "status")
+        try:
+            result = await self._client.request(
+                "PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH
+            )
+        except KubeApiError as error:
+            if error.status == 404:
+                raise ObjectGone(f"{plural} {name}") from None
+            if error.status in (409, 422):
+                raise WriteConflict(f"{plural} {name}: {error.status} {error.reason}") from None
+            raise
+        return dict(result)
+
+    async def list_policies(self) -> list[dict[str, Any]]:
+        """Every IdentityAccessPolicy of the cluster."""
+        path = _path("apis", constants.GROUP, constants.VERSION, constants.ACCESS_POLICY.plural)
+        try:
+            return await self._list(path)
+        except KubeApiError as error:
+            if error.status == 404:  # its CRD is not installed (yet): no policy is in force
+                return []
+            raise
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace (their labels select the access policies that govern them)."""
+        return await self._list(_path("api", "v1", "namespaces"))
+
+    async def _list(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "500"}
+        while True:
+            page = await self._client.request("GET", path, params=params)
+            items += [dict(item) for item in page.get("items") or ()]
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            params = {"limit": "500", "continue": token}
+
     async def add_finalizer(
         self, *, plural: str, namespace: str, name: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from azure_identity_operator.api.user_assigned_identity import InvalidSpecError
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.identities import FederatedCredential, IdentityPort, IdentityRef
 from azure_identity_operator.locks import KeyedLocks, arm_id_key
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import access, flow
 from azure_identity_operator.reconcilers.kube_port import ClusterIssuer, KubernetesError, ServiceAccountPort
 from azure_identity_operator.status import conditions, outcome, reasons
 
@@ -116,6 +116,13 @@ class FederatedIdentityCredentialHooks(flow.BaseHooks[api.DesiredCredential]):
         ref = spec.get("identityRef") or {}
         name = ref.get("name") if isinstance(ref, Mapping) else None
         return (IDENTITY_KIND.kind, name) if isinstance(name, str) and name else None
+
+    def requests(self, obj: flow.ObjectState, spec: api.DesiredCredential) -> list[access.Request]:
+        named = api.service_account_of(spec.subject)
+        own_account = (
+            named is not None and named[0].lower() == obj.namespace.lower() and self._trusts_cluster(spec)
+        )
+        return [access.Trust(issuer=spec.issuer, subject=spec.subject, own_account=own_account)]
 
     async def ensure(self, obj: flow.ObjectState, spec: api.DesiredCredential) -> outcome.Outcome:
         forbidden = self._forbidden(obj, spec)

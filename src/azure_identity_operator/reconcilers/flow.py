@@ -26,6 +26,7 @@ from azure_identity_operator.api import constants
 from azure_identity_operator.api.common import InvalidSpecError
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.arm import errors
+from azure_identity_operator.reconcilers import access
 from azure_identity_operator.status import outcome, reasons
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ def _no_object(_kind: str, _name: str) -> KubeObject | None:
     return None
 
 
+def _allow_all(_requests: Sequence[access.Request]) -> access.Denial | None:
+    return None
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ObjectState:
     """One object as the flow sees it: plain data from its latest watch event, plus what the cluster
@@ -93,6 +98,10 @@ class ObjectState:
     """From (kind, name): that object of this namespace, for kinds made of objects of other kinds."""
     owned: tuple[KubeObject, ...] = ()
     """The objects this one owns (their controller owner reference names its uid)."""
+    policy: Callable[[Sequence[access.Request]], access.Denial | None] = _allow_all
+    """The access policies governing the namespace: the first denial of these requests, if any."""
+    remove_when_denied: bool = False
+    """Whether what a denied object owns in Azure is removed (`IDENTITY_OPERATOR_POLICY_EXISTING_GRANTS`)."""
 
     @property
     def spec_changed(self) -> bool:
@@ -206,6 +215,11 @@ class Hooks(Protocol[SpecT]):
         """Keys of the Azure things this object declares that another object may declare too."""
         ...
 
+    def requests(self, obj: ObjectState, spec: SpecT) -> Sequence[access.Request]:
+        """What the object asks of Azure, as the access policies judge it, known from the spec alone
+        (`ensure` checks what it learns later through `obj.policy`, before any write)."""
+        ...
+
     async def ensure(self, obj: ObjectState, spec: SpecT) -> outcome.Outcome:
         """Observe Azure, write what differs from `spec`, report. Running it twice writes nothing."""
         ...
@@ -232,6 +246,9 @@ class BaseHooks(Generic[SpecT]):
         return self.reference(spec)
 
     def sharing_keys(self, obj: ObjectState) -> Collection[str]:
+        return ()
+
+    def requests(self, obj: ObjectState, spec: SpecT) -> Sequence[access.Request]:
         return ()
 
     def explain(self, error: errors.ArmError, *, action: str, obj: ObjectState) -> outcome.Outcome | None:
@@ -268,15 +285,56 @@ async def reconcile(hooks: Hooks[Any], obj: ObjectState) -> outcome.Outcome:
         spec = hooks.parse(obj)
     except InvalidSpecError as error:
         return outcome.not_ready(reasons.INVALID_SPEC, str(error))
+    denial = obj.policy(hooks.requests(obj, spec))
+    if denial is not None:
+        result = policy_denied(denial)
+    else:
+        try:
+            result = await hooks.ensure(obj, spec)
+        except Defer:
+            raise
+        except errors.ArmError as error:
+            return classify(hooks, error, action=hooks.action, obj=obj)
+        except Exception as error:
+            logger.exception("Unexpected failure while %s", hooks.action)
+            return _unexpected(hooks.action, error)
+    if result.reason == reasons.POLICY_DENIED and obj.remove_when_denied:
+        return await _remove_denied(hooks, obj, spec, result)
+    return result
+
+
+def policy_denied(denial: access.Denial) -> outcome.Outcome:
+    """The outcome of a request a policy forbids: nothing was written to Azure for it."""
+    return outcome.not_ready(
+        reasons.POLICY_DENIED,
+        f"{denial.describe()}; nothing is written to Azure for it (change the spec, or ask for the policy "
+        "to allow it)",
+    )
+
+
+async def _remove_denied(
+    hooks: Hooks[Any], obj: ObjectState, spec: Any, denied: outcome.Outcome
+) -> outcome.Outcome:
+    """With `IDENTITY_OPERATOR_POLICY_EXISTING_GRANTS=remove`: what the object owns in Azure goes too, as on
+    deletion (only what Azure confirms is this object's)."""
     try:
-        return await hooks.ensure(obj, spec)
-    except Defer:
-        raise
+        removal = await hooks.remove(obj, spec)
     except errors.ArmError as error:
-        return classify(hooks, error, action=hooks.action, obj=obj)
-    except Exception as error:
-        logger.exception("Unexpected failure while %s", hooks.action)
-        return _unexpected(hooks.action, error)
+        if error.is_gone:
+            return denied
+        return dataclasses.replace(
+            denied,
+            message=f"{denied.message}; removing what it holds in Azure failed: {error}",
+            retry_after=DELETION_RETRY_SECONDS,
+        )
+    if not removal.done:
+        return dataclasses.replace(
+            denied,
+            message=f"{denied.message}; removing what it holds in Azure: {removal.result.message}",
+            retry_after=removal.result.retry_after or DELETION_RETRY_SECONDS,
+            changes=removal.result.changes,
+        )
+    return dataclasses.replace(denied, changes=removal.result.changes)
 
 
 async def remove(hooks: Hooks[Any], obj: ObjectState) -> Removal:

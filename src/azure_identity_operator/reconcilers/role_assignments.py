@@ -33,7 +33,7 @@ from azure_identity_operator.arm.authorization import (
     RoleDefinition,
     existing_role_assignment_name,
 )
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import access, flow
 from azure_identity_operator.status import conditions, outcome, reasons
 
 logger = logging.getLogger(__name__)
@@ -429,6 +429,20 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         principal = _resolve_principal(spec, obj.identity, obj.namespace)
         role = await _resolve_role(spec, scope, self._roles)
         desired = _desired(spec, scope, role, principal)
+        # The access policies judge the grant once the role is known by both name and ID.
+        denial = obj.policy(
+            [
+                access.Grant(
+                    role_name=role.role_name,
+                    role_id=role.id.rstrip("/").rsplit("/", 1)[-1],
+                    scope=desired.scope,
+                    principal_id=desired.principal_id,
+                    own_identity=spec.principal.identity_ref is not None,
+                )
+            ]
+        )
+        if denial is not None:
+            raise _NeedsAttention(flow.policy_denied(denial))
         name = ids.role_assignment_name(
             scope=desired.scope,
             principal_id=desired.principal_id,

@@ -26,7 +26,7 @@ from azure_identity_operator.arm.resources import (
     identity_type,
 )
 from azure_identity_operator.locks import arm_id_key
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import access, flow
 from azure_identity_operator.status import outcome, reasons
 
 GONE_FIELDS = {"principalId": None, "tenantId": None}
@@ -161,6 +161,11 @@ class SystemAssignedIdentityHooks(flow.BaseHooks[SystemAssignedIdentitySpec]):
     def sharing_keys(self, obj: flow.ObjectState) -> tuple[str, ...]:
         resource_id = obj.spec.get("resourceId")
         return (arm_id_key(resource_id),) if isinstance(resource_id, str) and resource_id else ()
+
+    def requests(self, obj: flow.ObjectState, spec: SystemAssignedIdentitySpec) -> list[access.Request]:
+        return [
+            access.UseResource(resource_id=spec.resource_id, action="enable the system-assigned identity of")
+        ]
 
     async def ensure(self, obj: flow.ObjectState, spec: SystemAssignedIdentitySpec) -> outcome.Outcome:
         return await reconcile(self._resources, spec)

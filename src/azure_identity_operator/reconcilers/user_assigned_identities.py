@@ -21,7 +21,7 @@ from azure_identity_operator.api import user_assigned_identity as api
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.identities import Identity, IdentityPort, IdentityRef
 from azure_identity_operator.arm.resources import ResourcePort
-from azure_identity_operator.reconcilers import attachments, flow
+from azure_identity_operator.reconcilers import access, attachments, flow
 from azure_identity_operator.reconcilers.kube_port import ConfigMapPort, KubernetesError
 from azure_identity_operator.status import outcome, reasons
 
@@ -97,6 +97,18 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
 
     def deletion_policy(self, spec: ParsedIdentity) -> str:
         return spec.spec.deletion_policy
+
+    def requests(self, obj: flow.ObjectState, spec: ParsedIdentity) -> list[access.Request]:
+        desired = spec.desired
+        group = f"/subscriptions/{desired.subscription_id}/resourceGroups/{desired.resource_group}"
+        requests: list[access.Request] = [
+            access.NewIdentity(resource_group_id=group, location=desired.location)
+        ]
+        requests += [
+            access.UseResource(resource_id=resource_id, action="attach an identity to")
+            for resource_id in spec.spec.attach_to
+        ]
+        return requests
 
     async def ensure(self, obj: flow.ObjectState, spec: ParsedIdentity) -> outcome.Outcome:
         result = await self._ensure_identity(obj, spec)

@@ -1,0 +1,320 @@
+"""Access policies: what an object asks of Azure (its requests), and whether the policies that govern its
+namespace allow it, decided before any Azure write.
+
+Each kind says what it asks (`flow.Hooks.requests`, or `flow.ObjectState.policy` from `ensure` once it
+knows more, as a RoleAssignment does after resolving its role): a role grant, a new identity, an Azure
+resource whose identity it changes, a federated credential's trust. `evaluate` checks them against every
+`IdentityAccessPolicy` that selects the namespace. Policies combine by deny-wins: a request is allowed
+only if every selecting policy allows it, so adding a policy can only narrow what a namespace may do.
+Without any policy, the operator's default applies: `permissive` allows everything, `restricted` denies
+the privileged roles (those that let the grantee grant further) everywhere.
+
+Inside one policy, per rule: an entry of `deny` that matches denies; a present `allow` that no entry
+matches denies. Role entries are names or role definition IDs (GUIDs), compared without case. Scope,
+resource-group and resource entries are ARM IDs with `*` and `?` globs, compared without case, and cover
+everything below what they match: `/subscriptions/S/resourceGroups/team-a-*` allows a Key Vault in
+`team-a-web`. Principals: the identities declared in the namespace always; raw Entra object IDs only when
+`principals.allow` lists them (or `*`). Federated credentials: a ServiceAccount of the namespace through
+the cluster's issuer always; any other issuer or subject only when `federatedCredentials.issuers.allow`
+(and `subjects.allow`, when given) match it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from azure_identity_operator.api import access_policy as api
+
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+PRIVILEGED_ROLES = {
+    "owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "user access administrator": "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    "role based access control administrator": "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+}
+"""Built-in roles whose holder can grant roles further (their IDs are the same in every tenant)."""
+RESTRICTED_DEFAULT = "restricted default"
+"""How a denial by `IDENTITY_OPERATOR_DEFAULT_POLICY=restricted` names its source."""
+
+
+# -- requests ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Grant:
+    """A role assignment: `role_name` and `role_id` (the definition's GUID) as far as known."""
+
+    role_name: str | None
+    role_id: str | None
+    scope: str
+    principal_id: str | None
+    own_identity: bool
+    """Whether the principal is an identity declared in the object's namespace (`identityRef`)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NewIdentity:
+    resource_group_id: str
+    location: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UseResource:
+    resource_id: str
+    action: str
+    """What the object does to it, for the message: "enable the system-assigned identity of"."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Trust:
+    issuer: str
+    subject: str
+    own_account: bool
+    """Whether the subject is a ServiceAccount of the object's namespace, through the cluster's issuer."""
+
+
+Request = Grant | NewIdentity | UseResource | Trust
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Denial:
+    policy: str
+    rule: str
+    """The field of the policy that decided, e.g. `spec.roles.deny`."""
+    message: str
+
+    def describe(self) -> str:
+        source = self.policy if self.policy == RESTRICTED_DEFAULT else f"IdentityAccessPolicy {self.policy}"
+        return f"{source} ({self.rule}): {self.message}"
+
+
+# -- one policy --------------------------------------------------------------------------------------------
+
+
+def _guid_of(entry: str) -> str | None:
+    """The GUID of a role entry written as a GUID or a role definition ID."""
+    tail = entry.strip().rstrip("/").rsplit("/", 1)[-1].lower()
+    return tail if _GUID.match(tail) else None
+
+
+def _role_matches(entry: str, request: Grant) -> bool:
+    guid = _guid_of(entry)
+    if guid is not None:
+        return request.role_id is not None and request.role_id.lower() == guid
+    return request.role_name is not None and request.role_name.strip().lower() == entry.strip().lower()
+
+
+def _ancestors(arm_id: str) -> list[str]:
+    """The ID and every ID above it: `/subscriptions/S/resourceGroups/g/...` → ..., `/subscriptions/S`."""
+    parts = arm_id.strip().rstrip("/").lower().split("/")
+    return ["/".join(parts[:length]) for length in range(len(parts), 2, -1)]
+
+
+def _id_matches(pattern: str, arm_id: str) -> bool:
+    wanted = pattern.strip().rstrip("/").lower()
+    return any(fnmatch.fnmatchcase(candidate, wanted) for candidate in _ancestors(arm_id))
+
+
+def _location(value: str) -> str:
+    return value.replace(" ", "").lower()
+
+
+def _glob(pattern: str, value: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def _listed(entries: Iterable[str]) -> str:
+    return ", ".join(repr(entry) for entry in entries)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """One IdentityAccessPolicy as the operator evaluates it."""
+
+    name: str
+    spec: api.IdentityAccessPolicySpec
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        return self.spec.namespace_selector.selects(labels)
+
+    def check(self, request: Request) -> Denial | None:
+        if isinstance(request, Grant):
+            return self._grant(request)
+        if isinstance(request, NewIdentity):
+            return self._new_identity(request)
+        if isinstance(request, UseResource):
+            return self._resource(request)
+        return self._trust(request)
+
+    def _deny(self, rule: str, message: str) -> Denial:
+        return Denial(policy=self.name, rule=rule, message=message)
+
+    def _grant(self, request: Grant) -> Denial | None:
+        role = request.role_name or request.role_id or "?"
+        roles = self.spec.roles
+        if roles is not None:
+            denied = next((entry for entry in roles.deny if _role_matches(entry, request)), None)
+            if denied is not None:
+                return self._deny("spec.roles.deny", f"role {role!r} may not be granted (denied: {denied!r})")
+            if roles.allow is not None and not any(_role_matches(entry, request) for entry in roles.allow):
+                return self._deny(
+                    "spec.roles.allow",
+                    f"role {role!r} is not one this namespace may grant ({_listed(roles.allow)})",
+                )
+        scopes = self.spec.scopes
+        if scopes is not None:
+            denied = next((entry for entry in scopes.deny if _id_matches(entry, request.scope)), None)
+            if denied is not None:
+                return self._deny("spec.scopes.deny", f"no grants at {request.scope} (denied: {denied!r})")
+            if scopes.allow is not None and not any(
+                _id_matches(entry, request.scope) for entry in scopes.allow
+            ):
+                return self._deny(
+                    "spec.scopes.allow",
+                    f"scope {request.scope} is not under one this namespace may grant on "
+                    f"({_listed(scopes.allow)})",
+                )
+        if not request.own_identity:
+            allowed = self.spec.principals.allow if self.spec.principals is not None else []
+            principal = (request.principal_id or "").lower()
+            if "*" not in allowed and principal not in {entry.strip().lower() for entry in allowed}:
+                return self._deny(
+                    "spec.principals.allow",
+                    f"principal {request.principal_id} is not an identity of this namespace nor one the "
+                    "policy lists; grant to an identity declared here, or have it listed",
+                )
+        return None
+
+    def _new_identity(self, request: NewIdentity) -> Denial | None:
+        rules = self.spec.identities
+        if rules is None:
+            return None
+        groups = rules.resource_groups
+        if groups is not None:
+            denied = next((e for e in groups.deny if _id_matches(e, request.resource_group_id)), None)
+            if denied is not None:
+                return self._deny(
+                    "spec.identities.resourceGroups.deny",
+                    f"no identities in {request.resource_group_id} (denied: {denied!r})",
+                )
+            if groups.allow is not None and not any(
+                _id_matches(e, request.resource_group_id) for e in groups.allow
+            ):
+                return self._deny(
+                    "spec.identities.resourceGroups.allow",
+                    f"resource group {request.resource_group_id} is not one this namespace may keep "
+                    f"identities in ({_listed(groups.allow)})",
+                )
+        locations = rules.locations
+        if locations is not None:
+            where = _location(request.location)
+            if any(_glob(_location(e), where) for e in locations.deny):
+                return self._deny(
+                    "spec.identities.locations.deny", f"no identities in location {request.location!r}"
+                )
+            if locations.allow is not None and not any(_glob(_location(e), where) for e in locations.allow):
+                return self._deny(
+                    "spec.identities.locations.allow",
+                    f"location {request.location!r} is not one of {_listed(locations.allow)}",
+                )
+        return None
+
+    def _resource(self, request: UseResource) -> Denial | None:
+        rule = self.spec.resources
+        if rule is None:
+            return None
+        denied = next((e for e in rule.deny if _id_matches(e, request.resource_id)), None)
+        if denied is not None:
+            return self._deny(
+                "spec.resources.deny",
+                f"may not {request.action} of {request.resource_id} (denied: {denied!r})",
+            )
+        if rule.allow is not None and not any(_id_matches(e, request.resource_id) for e in rule.allow):
+            return self._deny(
+                "spec.resources.allow",
+                f"may not {request.action} {request.resource_id}: not under one of {_listed(rule.allow)}",
+            )
+        return None
+
+    def _trust(self, request: Trust) -> Denial | None:
+        rules = self.spec.federated_credentials or api.CredentialRules()
+        issuers, subjects = rules.issuers, rules.subjects
+        if issuers is not None and any(_glob(e, request.issuer) for e in issuers.deny):
+            return self._deny(
+                "spec.federatedCredentials.issuers.deny",
+                f"tokens of issuer {request.issuer!r} may not be trusted",
+            )
+        if subjects is not None and any(_glob(e, request.subject) for e in subjects.deny):
+            return self._deny(
+                "spec.federatedCredentials.subjects.deny", f"subject {request.subject!r} may not be trusted"
+            )
+        if request.own_account:
+            return None
+        if (
+            issuers is None
+            or issuers.allow is None
+            or not any(_glob(e, request.issuer) for e in issuers.allow)
+        ):
+            return self._deny(
+                "spec.federatedCredentials.issuers.allow",
+                f"only ServiceAccounts of this namespace through the cluster's issuer may be trusted; issuer "
+                f"{request.issuer!r} is not listed",
+            )
+        if (
+            subjects is not None
+            and subjects.allow is not None
+            and not any(_glob(e, request.subject) for e in subjects.allow)
+        ):
+            return self._deny(
+                "spec.federatedCredentials.subjects.allow",
+                f"subject {request.subject!r} is not one of {_listed(subjects.allow)}",
+            )
+        return None
+
+
+# -- every policy ------------------------------------------------------------------------------------------
+
+
+def _restricted(request: Request) -> Denial | None:
+    if not isinstance(request, Grant):
+        return None
+    name = (request.role_name or "").strip().lower()
+    role_id = (request.role_id or "").lower()
+    if name in PRIVILEGED_ROLES or role_id in PRIVILEGED_ROLES.values():
+        return Denial(
+            policy=RESTRICTED_DEFAULT,
+            rule="IDENTITY_OPERATOR_DEFAULT_POLICY",
+            message=f"role {request.role_name or request.role_id!r} lets its holder grant roles; no "
+            "IdentityAccessPolicy selects this namespace, and without one privileged roles are not granted",
+        )
+    return None
+
+
+def evaluate(
+    policies: Iterable[Policy],
+    labels: Mapping[str, str],
+    requests: Sequence[Request],
+    *,
+    restricted_default: bool,
+) -> Denial | None:
+    """The first denial of `requests` by the policies selecting a namespace with `labels` (by name), or by
+    the default when none selects it; `None` when everything is allowed."""
+    selecting = sorted((policy for policy in policies if policy.selects(labels)), key=lambda p: p.name)
+    for request in requests:
+        if not selecting:
+            denial = _restricted(request) if restricted_default else None
+            if denial is not None:
+                return denial
+            continue
+        for policy in selecting:
+            denial = policy.check(request)
+            if denial is not None:
+                return denial
+    return None
+
+
+def selected_namespaces(policy: Policy, namespaces: Mapping[str, Mapping[str, str]]) -> list[str]:
+    return sorted(name for name, labels in namespaces.items() if policy.selects(labels))

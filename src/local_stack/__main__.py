@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:  # a failed check leaves the stack up to look into
                 print(f"Workload identity check failed: {error!r}", file=sys.stderr, flush=True)
             print(flush=True)
-        print(
-            f"$ kubectl get azureidentity -A\n{stack.kubectl('get', 'azureidentity', '-A').stdout}",
-            flush=True,
-        )
+        if examples:
+            print(
+                f"$ kubectl get azureidentity -A\n{stack.kubectl('get', 'azureidentity', '-A').stdout}",
+                flush=True,
+            )
         print(try_it(stack, workdir, args.namespace), flush=True)
         while True:
             failed = stack.failed_child()

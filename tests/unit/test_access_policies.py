@@ -72,9 +72,16 @@ def test_scopes_are_globs_that_cover_everything_below() -> None:
     assert outside.rule == "spec.scopes.allow"
     subscription_wide = check([team], grant(scope=f"/subscriptions/{SUB}"))
     assert subscription_wide is not None
-    no_vaults = policy(scopes={"deny": ["*/providers/Microsoft.KeyVault/vaults/*"]})
+    no_vaults = policy(scopes={"deny": ["**/providers/Microsoft.KeyVault/vaults/*"]})
     assert check([no_vaults], grant(scope=vault)) is not None
     assert check([no_vaults], grant(scope=TEAM_A)) is None
+    # `*` stays within a segment: a pattern names a level, and covers what is below it.
+    one_level = policy(scopes={"allow": [f"/subscriptions/{SUB}/resourceGroups/*"]})
+    assert check([one_level], grant(scope=vault)) is None
+    assert check([one_level], grant(scope=f"/subscriptions/{SUB}")) is not None
+    not_a_group = policy(scopes={"allow": [f"/subscriptions/{SUB}/resourceGroups/team-*-web"]})
+    assert check([not_a_group], grant(scope=TEAM_A)) is None
+    assert check([not_a_group], grant(scope=f"/subscriptions/{SUB}/resourceGroups/team/x/y-web")) is not None
 
 
 def test_only_identities_of_the_namespace_unless_principals_are_listed() -> None:
@@ -95,7 +102,7 @@ def test_where_identities_live_and_which_resources_they_touch() -> None:
         },
         resources={
             "allow": [f"/subscriptions/{SUB}/resourceGroups/team-a-*"],
-            "deny": ["*/virtualMachines/*-prod"],
+            "deny": ["**/virtualMachines/*-prod"],
         },
     )
     assert check([rules], access.NewIdentity(resource_group_id=TEAM_A, location="West Europe")) is None

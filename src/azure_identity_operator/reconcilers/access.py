@@ -11,10 +11,12 @@ the privileged roles (those that let the grantee grant further) everywhere.
 
 Inside one policy, per rule: an entry of `deny` that matches denies; a present `allow` that no entry
 matches denies. Role entries are names or role definition IDs (GUIDs), compared without case. Scope,
-resource-group and resource entries are ARM IDs with `*` and `?` globs, compared without case, and cover
-everything below what they match: `/subscriptions/S/resourceGroups/team-a-*` allows a Key Vault in
-`team-a-web`. Principals: the identities declared in the namespace always; raw Entra object IDs only when
-`principals.allow` lists them (or `*`). Federated credentials: a ServiceAccount of the namespace through
+resource-group and resource entries are ARM IDs with `*` and `?` globs that stay within one path segment,
+compared without case, and cover everything below what they match:
+`/subscriptions/S/resourceGroups/team-a-*` allows a Key Vault in `team-a-web`, and `/subscriptions/*`
+every scope; `**` spans segments (`**/providers/Microsoft.KeyVault/vaults/*`: any Key Vault). Issuer
+and subject entries are plain globs (`*` matches anything, `/` included). Principals: the identities
+declared in the namespace always; raw Entra object IDs only when `principals.allow` lists them (or `*`). Federated credentials: a ServiceAccount of the namespace through
 the cluster's issuer always; any other issuer or subject only when `federatedCredentials.issuers.allow`
 (and `subjects.allow`, when given) match it.
 """
@@ -113,9 +115,17 @@ def _ancestors(arm_id: str) -> list[str]:
     return ["/".join(parts[:length]) for length in range(len(parts), 2, -1)]
 
 
+def _segment_pattern(pattern: str) -> re.Pattern[str]:
+    """An ARM ID glob as a regex: `*` and `?` stay within one path segment, so a pattern names a level;
+    `**` spans any number of segments."""
+    text = pattern.strip().rstrip("/").lower()
+    escaped = re.escape(text).replace(r"\*\*", "\0").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+    return re.compile(escaped.replace("\0", ".*") + r"\Z")
+
+
 def _id_matches(pattern: str, arm_id: str) -> bool:
-    wanted = pattern.strip().rstrip("/").lower()
-    return any(fnmatch.fnmatchcase(candidate, wanted) for candidate in _ancestors(arm_id))
+    wanted = _segment_pattern(pattern)
+    return any(wanted.match(candidate) for candidate in _ancestors(arm_id))
 
 
 def _location(value: str) -> str:

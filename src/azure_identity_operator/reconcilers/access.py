@@ -16,9 +16,10 @@ compared without case, and cover everything below what they match:
 `/subscriptions/S/resourceGroups/team-a-*` allows a Key Vault in `team-a-web`, and `/subscriptions/*`
 every scope; `**` spans segments (`**/providers/Microsoft.KeyVault/vaults/*`: any Key Vault). Issuer
 and subject entries are plain globs (`*` matches anything, `/` included). Principals: the identities
-declared in the namespace always; raw Entra object IDs only when `principals.allow` lists them (or `*`). Federated credentials: a ServiceAccount of the namespace through
-the cluster's issuer always; any other issuer or subject only when `federatedCredentials.issuers.allow`
-(and `subjects.allow`, when given) match it.
+declared in the namespace always; raw Entra object IDs only when `principals.allow` lists them (or `*`).
+Federated credentials: a ServiceAccount of the namespace through the cluster's issuer always; any other
+issuer or subject only when `federatedCredentials.issuers.allow` (and `subjects.allow`, when given) match
+it.
 """
 
 from __future__ import annotations

@@ -232,3 +232,24 @@ def test_a_workload_identity_whose_role_is_denied_says_which(
     body = assert_denied(kube_emulator, namespace, "wi/api", says="role 'Contributor'")
     parts = {p["name"]: p for p in body["status"]["parts"] if p["kind"] == "RoleAssignment"}
     assert sorted(p["reason"] for p in parts.values()) == ["PolicyDenied", "Succeeded"]
+
+
+def test_a_policy_made_while_the_operator_was_stopped_is_enforced_after_a_restart(
+    operator: SessionOperator,
+    kube_emulator: KubeEmulatorInfo,
+    azure_emulator: AzureEmulatorInfo,
+    namespace: str,
+    resource_group: str,
+    governed: str,
+) -> None:
+    """Objects Ready from before are checked in bulk after a restart; the policy check is part of it."""
+    scope = rg_scope(azure_emulator, resource_group)
+    apply(kube_emulator, namespace, identity_manifest("app", resource_group))
+    apply(kube_emulator, namespace, role_assignment("reader", scope))
+    wait_ready(kube_emulator, namespace, "ra/reader")
+    operator.stop()
+    try:
+        policy(kube_emulator, governed, "no-readers", roles={"deny": ["Reader"]})
+    finally:
+        operator.start()
+    assert_denied(kube_emulator, namespace, "ra/reader", says=f"no-readers-{governed}")

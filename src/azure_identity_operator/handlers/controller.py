@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import kopf
 
 from azure_identity_operator.api import constants
+from azure_identity_operator.api.common import InvalidSpecError
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.arm import budget
 from azure_identity_operator.handlers.kube import ObjectGone, WriteConflict
@@ -937,6 +938,10 @@ class Controller:
                 continue
             if state.paused:
                 continue
+            if self._forbidden(runtime, state):
+                # A policy now forbids what it asks (changed while the operator was not running, say).
+                self._enqueue(key, DRIFT)
+                continue
             states[flow.object_key(state)] = (key, state)
         if not states:
             return
@@ -953,6 +958,15 @@ class Controller:
             elif verdict.observed is not None and runtime.provides_principal:
                 self._remember_principal(key, verdict.observed, ready=True)
         logger.debug("Drift check of %d %s object(s): %d to reconcile", len(states), kind, drifted)
+
+    @staticmethod
+    def _forbidden(runtime: KindRuntime, state: flow.ObjectState) -> bool:
+        """Whether the policies forbid what the object's spec asks (as far as known without Azure)."""
+        try:
+            spec = runtime.hooks.parse(state)
+        except InvalidSpecError:
+            return False  # a full reconcile reports it
+        return state.policy(runtime.hooks.requests(state, spec)) is not None
 
     def _schedule_drift(self, key: Key) -> None:
         spread = random.uniform(1 - DRIFT_JITTER, 1 + DRIFT_JITTER)

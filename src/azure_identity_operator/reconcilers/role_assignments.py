@@ -221,6 +221,19 @@ async def _resolve_role(
     return definition
 
 
+def _grant_request(
+    spec: api.RoleAssignmentSpec, role: RoleDefinition, desired: RoleAssignmentProperties
+) -> access.Request:
+    """The grant as the access policies judge it: the role by name and by ID, where, and to whom."""
+    return access.Grant(
+        role_name=role.role_name,
+        role_id=role.id.rstrip("/").rsplit("/", 1)[-1],
+        scope=desired.scope,
+        principal_id=desired.principal_id,
+        own_identity=spec.principal.identity_ref is not None,
+    )
+
+
 def _drifted(current: RoleAssignment, desired: RoleAssignmentProperties) -> bool:
     """Whether the mutable properties differ: description (when the spec sets one) and the condition."""
     actual = current.properties
@@ -430,17 +443,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         role = await _resolve_role(spec, scope, self._roles)
         desired = _desired(spec, scope, role, principal)
         # The access policies judge the grant once the role is known by both name and ID.
-        denial = obj.policy(
-            [
-                access.Grant(
-                    role_name=role.role_name,
-                    role_id=role.id.rstrip("/").rsplit("/", 1)[-1],
-                    scope=desired.scope,
-                    principal_id=desired.principal_id,
-                    own_identity=spec.principal.identity_ref is not None,
-                )
-            ]
-        )
+        denial = obj.policy([_grant_request(spec, role, desired)])
         if denial is not None:
             raise _NeedsAttention(flow.policy_denied(denial))
         name = ids.role_assignment_name(
@@ -528,9 +531,13 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             except (api.InvalidSpec, _NeedsAttention) as problem:
                 verdicts[flow.object_key(obj)] = flow.Verdict(drifted=True, why=str(problem))
                 continue
-            wanted.setdefault(scope.subscription_id.lower(), []).append(
-                (obj, _desired(spec, scope, role, principal))
-            )
+            desired = _desired(spec, scope, role, principal)
+            if obj.policy([_grant_request(spec, role, desired)]) is not None:
+                # A policy now forbids it (changed while the operator was not running, say): reconciled
+                # in full, which reports it.
+                verdicts[flow.object_key(obj)] = flow.Verdict(drifted=True, why="an access policy forbids it")
+                continue
+            wanted.setdefault(scope.subscription_id.lower(), []).append((obj, desired))
         for subscription_id, members in wanted.items():
             try:
                 listed = await self._port.list_role_assignments(subscription_id)

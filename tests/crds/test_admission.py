@@ -60,7 +60,7 @@ def assignment(spec: dict[str, object]) -> dict[str, object]:
     [
         (identity({"tags": {"t" * 513: "v"}}), 'spec.tags: Invalid value: "object": tag names must be 1-512'),
         (identity({"tags": {"team": "v" * 257}}), "may not be more than 256 bytes"),
-        (identity({"tags": {f"k{n}": "v" for n in range(51)}}), "must have at most 50 items"),
+        (identity({"tags": {f"k{n}": "v" for n in range(50)}}), "must have at most 49 items"),
         (
             identity({"attachTo": [f"/subscriptions/{GUID}/resourceGroups/rg"] * 101}),
             "must have at most 100 items",
@@ -180,7 +180,7 @@ def test_config_map_keys_kubernetes_accepts_are_accepted(
 
 @pytest.mark.usefixtures("operator_crds")
 def test_input_within_the_bounds_is_accepted(kube_emulator: KubeEmulatorInfo, namespace: str) -> None:
-    tags = {"t" * 512: "v" * 256, **{f"k{n}": "v" for n in range(49)}}
+    tags = {"t" * 512: "v" * 256, **{f"k{n}": "v" for n in range(48)}}
     assert dry_run(kube_emulator, namespace, identity({"tags": tags})) == ""
     assert dry_run(kube_emulator, namespace, credential({"audiences": ["api://custom"]})) == ""
     condition = {"condition": "c" * 8192, "conditionVersion": "2.0"}

@@ -38,6 +38,31 @@ def identity_of(client: ResourceManagementClient, resource_id: str) -> dict[str,
     return dict(resource.as_dict().get("identity") or {})
 
 
+OWNER_TAG = "identityoperator.dev_owner"
+"""The tag naming the owner of an identity the operator created or adopted (part of its API)."""
+
+
+def cluster_id(kube: KubeEmulatorInfo) -> str:
+    """The cluster's ID as an operator that is given none takes it: the uid of namespace kube-system."""
+    return kube.kubectl("get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}").stdout.strip()
+
+
+def owner(kube: KubeEmulatorInfo, namespace: str, name: str) -> str:
+    """The ownership marker naming an object of the cluster behind `kube`: `<cluster>/<namespace>/<name>`."""
+    return f"{cluster_id(kube)}/{namespace}/{name}"
+
+
+def marked(tags: dict[str, str], kube: KubeEmulatorInfo, namespace: str, name: str) -> dict[str, str]:
+    """`tags` as Azure holds them for an identity of object `namespace/name`: with its ownership marker."""
+    return {**tags, OWNER_TAG: owner(kube, namespace, name)}
+
+
+def marked_description(text: str | None, owner_marker: str) -> str:
+    """A role assignment's description as the operator writes it: the spec's text, then the marker."""
+    marker = f"[managed by azure-identity-operator: {owner_marker}]"
+    return f"{text} {marker}" if text else marker
+
+
 def is_ready(body: dict[str, Any]) -> bool:
     """Whether the object's Ready condition is True."""
     return ready_condition(body).get("status") == "True"

@@ -25,6 +25,7 @@ from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from azure_identity_operator.arm import ids
+from e2e import helpers
 from e2e.helpers import identity_manifest, is_ready
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
@@ -342,12 +343,15 @@ def test_drift_is_repaired(
         ),
     )
     name = wait_ready(kube_emulator, namespace, "roleassignment/drifty")["status"]["name"]
+    described = helpers.marked_description(
+        "read the app's group", helpers.owner(kube_emulator, namespace, "drifty")
+    )
 
     authorization_client.role_assignments.delete(scope, name)
     recreated = wait_for(
         lambda: get_assignment(authorization_client, scope, name), timeout=15, what="the deleted assignment"
     )
-    assert recreated.description == "read the app's group"
+    assert recreated.description == described, "the spec's text, then the ownership marker"
 
     authorization_client.role_assignments.create(
         scope,
@@ -362,7 +366,7 @@ def test_drift_is_repaired(
 
     def repaired() -> bool:
         current = get_assignment(authorization_client, scope, name)
-        return current is not None and current.description == "read the app's group"
+        return current is not None and current.description == described
 
     wait_for(repaired, timeout=15, what="the edited description to be repaired")
 

@@ -65,7 +65,7 @@ def test_apply_gives_real_ids_exports_them_and_a_second_pass_writes_nothing(
     assert status["id"].lower() == identity.id.lower()
     assert status["adopted"] is False
     assert status["observedGeneration"] == body["metadata"]["generation"]
-    assert identity.tags == {"team": "payments"}
+    assert identity.tags == helpers.marked({"team": "payments"}, kube_emulator, namespace, "payments")
     assert body["metadata"]["finalizers"] == ["identityoperator.dev/finalizer"]
     assert not [key for key in body["metadata"].get("annotations", {}) if "kopf.zalando.org" in key]
 
@@ -168,6 +168,7 @@ def test_tag_update_and_drift_are_repaired(
     export = "  exportTo:\n    configMap:\n      name: orders-identity\n"
     apply(kube_emulator, namespace, identity_manifest("orders", resource_group, export))
     first = wait_ready(kube_emulator, namespace, "uai/orders")["status"]
+    new_tags = helpers.marked({"team": "orders", "env": "prod"}, kube_emulator, namespace, "orders")
 
     apply(
         kube_emulator,
@@ -175,10 +176,7 @@ def test_tag_update_and_drift_are_repaired(
         identity_manifest("orders", resource_group, export, tags="team: orders, env: prod"),
     )
     wait_for(
-        lambda: (
-            msi_client.user_assigned_identities.get(resource_group, "orders").tags
-            == {"team": "orders", "env": "prod"}
-        ),
+        lambda: msi_client.user_assigned_identities.get(resource_group, "orders").tags == new_tags,
         timeout=15,
         what="the new tags in Azure",
     )
@@ -192,13 +190,10 @@ def test_tag_update_and_drift_are_repaired(
     )
     assert body["status"]["principalId"] == first["principalId"]
 
-    # Tags changed behind the operator's back are put back by the drift check.
+    # Tags changed behind the operator's back (the ownership marker too) are put back by the drift check.
     msi_client.user_assigned_identities.update(resource_group, "orders", {"tags": {"team": "intruder"}})
     wait_for(
-        lambda: (
-            msi_client.user_assigned_identities.get(resource_group, "orders").tags
-            == {"team": "orders", "env": "prod"}
-        ),
+        lambda: msi_client.user_assigned_identities.get(resource_group, "orders").tags == new_tags,
         timeout=4 * operator.sync_interval,
         what="the drift check to restore the tags",
     )
@@ -244,7 +239,10 @@ def test_an_existing_identity_is_adopted_with_its_ids(
     assert status["adopted"] is True
     assert status["principalId"] == existing.principal_id
     assert status["clientId"] == existing.client_id
-    assert msi_client.user_assigned_identities.get(resource_group, "legacy").tags == {"team": "payments"}
+    # Adopted, it carries exactly the spec's tags and the marker naming its new owner.
+    assert msi_client.user_assigned_identities.get(resource_group, "legacy").tags == helpers.marked(
+        {"team": "payments"}, kube_emulator, namespace, "legacy"
+    )
     assert identity_names(msi_client, resource_group) == ["legacy"]
 
 

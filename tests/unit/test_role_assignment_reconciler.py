@@ -38,6 +38,8 @@ RG_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app"
 VAULT_SCOPE = f"{RG_SCOPE}/providers/Microsoft.KeyVault/vaults/kv-app"
 PRINCIPAL_A = "11111111-1111-1111-1111-111111111111"
 PRINCIPAL_B = "22222222-2222-2222-2222-222222222222"
+MARKER = "[managed by azure-identity-operator: team/reader]"
+"""The ownership marker of object team/reader (hooks that know no cluster ID), at a description's end."""
 
 
 def raw_spec(**overrides: Any) -> dict[str, Any]:
@@ -371,7 +373,7 @@ def test_drift_is_repaired_deleted_or_edited() -> None:
     assert reasons_of(repaired_result.changes) == [outcome.DRIFT_REPAIRED]
     assert harness.port.calls["create_role_assignment"] == 1
     (repaired,) = harness.port.at_scope(RG_SCOPE)
-    assert repaired.properties.description == "read the app's resource group"
+    assert repaired.properties.description == f"read the app's resource group {MARKER}"
     assert repaired.properties.condition is None
     assert harness.reconcile_twice(spec).changes == ()
 
@@ -383,7 +385,7 @@ def test_a_description_change_in_the_spec_is_an_update() -> None:
     assert result.ready
     assert reasons_of(result.changes) == [outcome.UPDATED]
     (assignment,) = harness.port.at_scope(RG_SCOPE)
-    assert assignment.properties.description == "second"
+    assert assignment.properties.description == f"second {MARKER}", "the spec's text, then the marker"
 
 
 def test_a_condition_is_sent_with_its_version() -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from azure_identity_operator.arm.errors import ArmError
 from azure_identity_operator.arm.identities import IdentityRef
-from azure_identity_operator.reconcilers import flow
-from azure_identity_operator.reconcilers.kube_port import KubernetesError
+from azure_identity_operator.reconcilers import flow, ownership
+from azure_identity_operator.reconcilers.kube_port import ClusterIdentity, KubernetesError
 from azure_identity_operator.reconcilers.user_assigned_identities import UserAssignedIdentityHooks
 from azure_identity_operator.status import outcome, reasons
 
@@ -25,6 +25,9 @@ from .objects import Life, reasons_of
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 REF = IdentityRef(SUBSCRIPTION, "rg-apps", "payments")
+CLUSTER = "east"
+MARKER = {ownership.OWNER_TAG: "east/team/payments"}
+"""The ownership marker of object team/payments in cluster east, as the identity's tag."""
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -61,6 +64,7 @@ def identity_object(
     *,
     resources: FakeResourcePort | None = None,
     config_maps: FakeConfigMaps | None = None,
+    cluster: str | None = CLUSTER,
 ) -> Life:
     resources = resources or FakeResourcePort()
     hooks = UserAssignedIdentityHooks(
@@ -69,6 +73,7 @@ def identity_object(
         config_maps,
         default_subscription_id=SUBSCRIPTION,
         default_tenant_id=TENANT_ID,
+        cluster=ClusterIdentity(cluster),
     )
     return Life(
         hooks,
@@ -91,7 +96,7 @@ def test_creates_the_identity_and_reports_its_ids() -> None:
     assert obj.status["clientId"] == identity.client_id
     assert obj.status["tenantId"] == TENANT_ID
     assert obj.status["adopted"] is False
-    assert identity.tags == {"team": "pay"}
+    assert identity.tags == {"team": "pay", **MARKER}, "created with the spec's tags and the marker"
     assert port.writes_of("create_or_update_identity") == [REF.id]
     (created,) = result.changes
     assert created.reason == outcome.CREATED
@@ -107,7 +112,7 @@ def test_azure_name_and_subscription_override_the_defaults() -> None:
     assert port.identity(IdentityRef(other, "rg-apps", "id-payments-prod")) is not None
 
 
-def test_adopts_an_existing_identity_keeping_its_ids() -> None:
+def test_adopts_an_existing_unmarked_identity_keeping_its_ids_and_marks_it() -> None:
     port = FakeIdentityPort()
     existing = port.put_identity_directly(REF, location="westeurope", tags={"team": "pay"})
     obj = identity_object(port, spec())
@@ -115,8 +120,11 @@ def test_adopts_an_existing_identity_keeping_its_ids() -> None:
     assert result.ready
     assert obj.status["adopted"] is True
     assert obj.status["principalId"] == existing.principal_id
-    assert port.writes == []
-    assert result.changes == (), "taking an identity over as it is changes nothing in Azure"
+    assert port.writes_of("update_identity_tags") == [REF.id], "one PATCH: the marker"
+    assert port.writes_of("create_or_update_identity") == []
+    assert port.identity(REF).tags == {"team": "pay", **MARKER}  # type: ignore[union-attr]
+    assert reasons_of(result.changes) == [outcome.ADOPTED]
+    assert "no ownership marker" in result.changes[0].message
     assert "adopted" in result.message
 
 
@@ -127,7 +135,7 @@ def test_converges_tags_with_a_patch_and_nothing_else() -> None:
     principal = obj.status["principalId"]
     obj.spec = spec(tags={"team": "pay", "env": "prod"})
     result = obj.reconcile_twice()
-    assert port.identity(REF).tags == {"team": "pay", "env": "prod"}  # type: ignore[union-attr]
+    assert port.identity(REF).tags == {"team": "pay", "env": "prod", **MARKER}  # type: ignore[union-attr]
     assert port.writes_of("update_identity_tags") == [REF.id]
     assert len(port.writes_of("create_or_update_identity")) == 1
     assert obj.status["principalId"] == principal
@@ -138,9 +146,9 @@ def test_tags_changed_behind_our_back_are_repaired() -> None:
     port = FakeIdentityPort()
     obj = identity_object(port, spec())
     obj.reconcile()
-    asyncio.run(port.update_identity_tags(REF, tags={"team": "someone-else"}))
+    asyncio.run(port.update_identity_tags(REF, tags={"team": "someone-else", **MARKER}))
     result = obj.reconcile_twice()
-    assert port.identity(REF).tags == {"team": "pay"}  # type: ignore[union-attr]
+    assert port.identity(REF).tags == {"team": "pay", **MARKER}  # type: ignore[union-attr]
     (repaired,) = result.changes
     assert repaired.reason == outcome.DRIFT_REPAIRED
     assert "changed in Azure" in repaired.message
@@ -186,7 +194,7 @@ def test_an_identity_in_another_location_is_a_conflict_not_a_move() -> None:
 
 def test_location_spelling_does_not_count_as_a_difference() -> None:
     port = FakeIdentityPort()
-    port.put_identity_directly(REF, location="westeurope", tags={"team": "pay"})
+    port.put_identity_directly(REF, location="westeurope", tags={"team": "pay", **MARKER})
     result = identity_object(port, spec(location="West Europe")).reconcile_twice()
     assert result.ready
     assert result.changes == ()

@@ -28,6 +28,7 @@ def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
                 context.kube,
                 default_subscription_id=settings.subscription_id,
                 default_tenant_id=settings.tenant_id,
+                cluster=context.cluster,
             ),
             provides_principal=True,
         ),
@@ -35,6 +36,6 @@ def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
         KindRuntime(
             FederatedIdentityCredentialHooks(context.identities, context.kube, issuer=context.cluster_issuer)
         ),
-        KindRuntime(RoleAssignmentHooks(context.authorization)),
+        KindRuntime(RoleAssignmentHooks(context.authorization, cluster=context.cluster)),
         KindRuntime(WorkloadIdentityHooks(context.owned, context.kube)),
     )

@@ -33,7 +33,8 @@ from azure_identity_operator.arm.authorization import (
     RoleDefinition,
     existing_role_assignment_name,
 )
-from azure_identity_operator.reconcilers import access, flow
+from azure_identity_operator.reconcilers import access, flow, ownership
+from azure_identity_operator.reconcilers.kube_port import ClusterIdentity
 from azure_identity_operator.status import conditions, outcome, reasons
 
 logger = logging.getLogger(__name__)
@@ -315,10 +316,11 @@ async def _ensure_assignment(
     recorded: api.RoleAssignmentStatus,
     principal: Principal,
     obj: flow.ObjectState,
+    owner: ownership.Owner,
     now: float,
 ) -> tuple[RoleAssignment, bool, tuple[outcome.Change, ...]]:
     """The assignment granting `desired`, created or repaired as needed; whether it was adopted; and the
-    changes made."""
+    changes made. `desired.description` is the spec's text; what is written ends with the marker."""
     current: RoleAssignment | None = None
     adopted = False
     where = f"role assignment {{}} at {desired.scope}"
@@ -342,7 +344,7 @@ async def _ensure_assignment(
             current = found
     if current is None:
         try:
-            created = await port.create_role_assignment(name, desired)
+            created = await port.create_role_assignment(name, _described(desired, None, owner.value))
             return (
                 created,
                 False,
@@ -358,29 +360,91 @@ async def _ensure_assignment(
                 raise
             current, adopted = existing, True
     changes: tuple[outcome.Change, ...] = ()
-    if adopted and not recorded.adopted:
+    if recorded.adopted and (recorded.name or "").lower() == current.name.lower():
+        adopted = True  # taken over from another owner earlier (the adopt annotation), under its own name
+    claim, marker = _marking(current, owner, obj)
+    if claim is ownership.Claim.FOREIGN:
+        held = ownership.split_description(current.properties.description).marker or ""
+        if not ownership.adopt_requested(obj):
+            raise _NeedsAttention(_owned_elsewhere(current, held, owner))
+        adopted = True
         changes = (
             outcome.Change(
                 reason=outcome.ADOPTED,
-                message=f"adopted the existing {where.format(current.name)}, which grants the same role",
+                message=f"took over {where.format(current.name)} from "
+                f"{ownership.describe(held, owner, constants.ROLE_ASSIGNMENT.kind)} "
+                f"({ownership.ADOPT_ANNOTATION}=true): its ownership marker now names this object",
             ),
         )
-    if _drifted(current, desired):
+    elif adopted and not recorded.adopted:
+        changes = (
+            outcome.Change(
+                reason=outcome.ADOPTED,
+                message=f"adopted the existing {where.format(current.name)}, which grants the same role"
+                + (", and marked it as this object's" if claim is ownership.Claim.UNMARKED else ""),
+            ),
+        )
+    wanted = _described(desired, current, marker)
+    if _drifted(current, wanted):
         try:
             current = await port.create_role_assignment(
-                current.name, dataclasses.replace(desired, scope=current.properties.scope)
+                current.name, dataclasses.replace(wanted, scope=current.properties.scope)
             )
         except errors.ArmError as error:
             if error.code == "PrincipalNotFound":
                 raise _NeedsAttention(_principal_not_found(principal, error, obj=obj, now=now)) from None
             raise
-        changes += (
-            outcome.Change(
-                reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
-                message=f"made the description and condition of {where.format(current.name)} match the spec",
-            ),
-        )
+        if not changes:  # an adoption's marker is part of the adoption
+            changes += (
+                outcome.Change(
+                    reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
+                    message=f"made the description and condition of {where.format(current.name)} match the "
+                    "spec, with its ownership marker",
+                ),
+            )
     return current, adopted, changes
+
+
+def _marking(
+    current: RoleAssignment, owner: ownership.Owner, obj: flow.ObjectState
+) -> tuple[ownership.Claim, str]:
+    """How the assignment's marker relates to this object, and whom the marker Azure holds should name.
+
+    A marker naming another object of this cluster is a shared grant's: it stays while that object still
+    declares the assignment (the first to make a shared grant is named), and names this object once that
+    one no longer does. Otherwise the marker names this object (for `Claim.FOREIGN`, only once adopted).
+    """
+    held = ownership.split_description(current.properties.description).marker
+    claim = ownership.claim(held, owner)
+    if claim is ownership.Claim.SIBLING and held is not None:
+        named = ownership.Owner.parse(held)
+        if named is not None and named.object_key in obj.shared_with(current.name.lower()):
+            return claim, held
+    return claim, owner.value
+
+
+def _described(
+    desired: RoleAssignmentProperties, current: RoleAssignment | None, marker: str
+) -> RoleAssignmentProperties:
+    """`desired` with the description Azure should hold: the spec's text (when the spec sets none, the text
+    Azure holds, left as it is), then the marker naming `marker`."""
+    if desired.description is not None:
+        text = desired.description or None
+    else:
+        text = ownership.split_description(current.properties.description if current else None).text
+    return dataclasses.replace(desired, description=ownership.marked_description(text, marker))
+
+
+def _owned_elsewhere(assignment: RoleAssignment, marker: str, owner: ownership.Owner) -> outcome.Outcome:
+    return outcome.not_ready(
+        reasons.OWNED_ELSEWHERE,
+        f"role assignment {assignment.name} at {assignment.properties.scope} belongs to "
+        f"{ownership.describe(marker, owner, constants.ROLE_ASSIGNMENT.kind)} (its description ends with "
+        f"{ownership.DESCRIPTION_MARKER_PREFIX}{marker}]): it is neither adopted, changed nor deleted for "
+        f"this object. Annotate {ownership.ADOPT_ANNOTATION}=true to take it over (its owner then reports "
+        "OwnedElsewhere)",
+        observed={"id": None, "name": None, "adopted": None},
+    )
 
 
 class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
@@ -397,11 +461,14 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         *,
         deletion_grace: float = DELETION_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
+        cluster: ClusterIdentity | None = None,
     ) -> None:
         self._port = port
         self._roles = roles or RoleResolver(port)
         self._deletion_grace = deletion_grace
         self._clock = clock
+        self._cluster = cluster or ClusterIdentity()
+        """Read at each pass: the cluster ID may be discovered after the hooks are built."""
 
     def parse(self, obj: flow.ObjectState) -> api.RoleAssignmentSpec:
         spec = api.parse_spec(obj.spec)
@@ -411,6 +478,12 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             raise api.InvalidSpec(
                 f"spec.scope: {error}; write a subscription, resource group or resource ID"
             ) from None
+        if spec.description is not None and ownership.contains_marker(spec.description):
+            raise api.InvalidSpec(
+                "spec.description contains an ownership marker "
+                f"({ownership.DESCRIPTION_MARKER_PREFIX}...]); the operator appends the marker itself: "
+                "remove it"
+            )
         return spec
 
     def reference(self, spec: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -453,6 +526,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         )
         action = f"assigning role {role.role_name!r} to {principal.description} at {desired.scope}"
         recorded = api.parse_status(obj.status)
+        owner = ownership.owner_of(obj, self._cluster)
         try:
             current, adopted, changes = await _ensure_assignment(
                 port=self._port,
@@ -461,6 +535,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
                 recorded=recorded,
                 principal=principal,
                 obj=obj,
+                owner=owner,
                 now=self._clock(),
             )
         except errors.ArmError as error:
@@ -476,7 +551,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             )
             if replaced is not None and not replaced.properties.same_grant(desired):
                 try:
-                    gone = await _delete_if_unshared(
+                    gone = _foreign_marker(replaced, owner) is None and await _delete_if_unshared(
                         self._port, assignment=replaced, shared_with=obj.shared_with
                     )
                 except errors.ArmError as error:
@@ -546,7 +621,9 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
                 continue
             by_name = {assignment.name.lower(): assignment for assignment in listed}
             for obj, desired in members:
-                verdicts[flow.object_key(obj)] = _verdict(obj, desired, by_name)
+                verdicts[flow.object_key(obj)] = _verdict(
+                    obj, desired, by_name, ownership.owner_of(obj, self._cluster)
+                )
         return verdicts
 
     async def _replaced_assignment(
@@ -602,7 +679,16 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             return flow.blocked(stop.result)
         refused: list[tuple[RoleAssignment, errors.ArmError]] = []
         changes: list[outcome.Change] = []
+        left: list[str] = []
+        owner = ownership.owner_of(obj, self._cluster)
         for assignment in targets:
+            foreign = _foreign_marker(assignment, owner)
+            if foreign is not None:
+                left.append(
+                    f"role assignment {assignment.name} at {assignment.properties.scope} belongs to "
+                    f"{ownership.describe(foreign, owner, self.kind.kind)}: left in Azure"
+                )
+                continue
             try:
                 if await _delete_if_unshared(self._port, assignment=assignment, shared_with=obj.shared_with):
                     changes.append(
@@ -614,6 +700,13 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
                     )
             except errors.ArmError as refusal:
                 refused.append((assignment, refusal))
+        if not refused and left:
+            return flow.Removal(
+                done=True,
+                result=outcome.not_ready(reasons.DELETING, "; ".join(left)).with_changes(*changes),
+                warning=f"{self.kind.kind} {obj.namespace}/{obj.name} released without deleting: "
+                + "; ".join(left),
+            )
         if not refused:
             return flow.removed("role assignment removed", *changes)
 
@@ -695,13 +788,19 @@ def _removal_principal(spec: api.RoleAssignmentSpec, identity: PrincipalSnapshot
 
 
 def _verdict(
-    obj: flow.ObjectState, desired: RoleAssignmentProperties, by_name: Mapping[str, RoleAssignment]
+    obj: flow.ObjectState,
+    desired: RoleAssignmentProperties,
+    by_name: Mapping[str, RoleAssignment],
+    owner: ownership.Owner,
 ) -> flow.Verdict:
     recorded = api.parse_status(obj.status)
     current = by_name.get((recorded.name or "").lower())
     if current is None:
         return flow.Verdict(drifted=True, why="missing in Azure")
-    if not current.properties.same_grant(desired) or _drifted(current, desired):
+    claim, marker = _marking(current, owner, obj)
+    if claim is ownership.Claim.FOREIGN:
+        return flow.Verdict(drifted=True, why="another owner's marker")
+    if not current.properties.same_grant(desired) or _drifted(current, _described(desired, current, marker)):
         return flow.Verdict(drifted=True, why="Azure grants something else")
     expected_name = ids.role_assignment_name(
         scope=desired.scope, principal_id=desired.principal_id, role_definition_id=desired.role_definition_id
@@ -744,6 +843,14 @@ def _assignment_failed(error: errors.ArmError, *, action: str, scope: str) -> ou
             "at the scope",
         )
     return failed
+
+
+def _foreign_marker(assignment: RoleAssignment, owner: ownership.Owner) -> str | None:
+    """The marker of an assignment that belongs to another cluster (never deleted for this one), else
+    `None`. A marker naming another object of this cluster is a shared grant's: `_delete_if_unshared` keeps
+    the assignment while that object declares it."""
+    marker = ownership.split_description(assignment.properties.description).marker
+    return marker if ownership.claim(marker, owner) is ownership.Claim.FOREIGN else None
 
 
 async def _delete_if_unshared(

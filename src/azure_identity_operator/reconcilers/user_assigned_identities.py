@@ -5,9 +5,15 @@ again and its new IDs reported), adopts one that already exists under that name,
 they differ, and writes nothing otherwise; then exports its IDs to the ConfigMap `exportTo` names (under
 the keys it gives) and attaches it to the resources `attachTo` lists (`reconcilers.attachments`).
 
+Its tags are `spec.tags` plus the ownership marker `ownership.OWNER_TAG` naming this cluster and object
+(`reconcilers.ownership`): the marker is part of what the operator writes, so it is never drift to remove,
+and is put back when it goes missing. An identity whose marker names any other owner (another cluster, or
+another object of this one) is neither adopted, changed nor deleted: `OwnedElsewhere`, unless the object is
+annotated `identityoperator.dev/adopt: "true"`.
+
 `remove` derives the identity from the spec, never from status (anyone allowed to write `/status` could
 point it at another object's identity): it detaches that identity, then deletes it if Azure holds it in
-the declared location. The spec is parsed once per pass, in `parse`.
+the declared location and no other owner's marker is on it. The spec is parsed once per pass, in `parse`.
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from azure_identity_operator.api import user_assigned_identity as api
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.identities import Identity, IdentityPort, IdentityRef
 from azure_identity_operator.arm.resources import ResourcePort
-from azure_identity_operator.reconcilers import access, attachments, flow
-from azure_identity_operator.reconcilers.kube_port import ConfigMapPort, KubernetesError
+from azure_identity_operator.reconcilers import access, attachments, flow, ownership
+from azure_identity_operator.reconcilers.kube_port import ClusterIdentity, ConfigMapPort, KubernetesError
 from azure_identity_operator.status import outcome, reasons
 
 
@@ -63,7 +69,30 @@ def desired_from_spec(
             f"{source}: {desired.name!r} is not a valid identity name "
             "(3-128 letters, digits, '-' or '_', starting with a letter or digit)"
         )
+    if any(ownership.is_owner_tag(name) for name in desired.tags):
+        raise api.InvalidSpecError(
+            f"spec.tags: {ownership.OWNER_TAG!r} is the operator's ownership marker (it names this cluster "
+            "and object, and the operator writes it itself); remove it from spec.tags"
+        )
+    if len(desired.tags) >= MAX_TAGS:
+        raise api.InvalidSpecError(
+            f"spec.tags: {len(desired.tags)} tags; Azure allows {MAX_TAGS} per resource and the operator's "
+            f"ownership marker is one of them, so at most {MAX_TAGS - 1}"
+        )
     return ParsedIdentity(spec=parsed, desired=desired)
+
+
+MAX_TAGS = 50
+"""Azure's limit on the tags of one resource."""
+
+_UNOBSERVED: Mapping[str, Any] = {
+    "id": None,
+    "principalId": None,
+    "clientId": None,
+    "tenantId": None,
+    "adopted": None,
+}
+"""Status IDs removed when the identity turns out to be another owner's: this object has none."""
 
 
 def identity_ref(desired: api.DesiredIdentity) -> IdentityRef:
@@ -83,12 +112,15 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
         *,
         default_subscription_id: str,
         default_tenant_id: str | None,
+        cluster: ClusterIdentity | None = None,
     ) -> None:
         self._identities = identities
         self._resources = resources
         self._config_maps = config_maps
         self._default_subscription_id = default_subscription_id
         self._default_tenant_id = default_tenant_id
+        self._cluster = cluster or ClusterIdentity()
+        """Read at each pass: the cluster ID may be discovered after the hooks are built."""
 
     def parse(self, obj: flow.ObjectState) -> ParsedIdentity:
         return desired_from_spec(
@@ -126,6 +158,8 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
 
     async def _ensure_identity(self, obj: flow.ObjectState, spec: ParsedIdentity) -> outcome.Outcome:
         desired, ref, where = spec.desired, spec.ref, spec.where
+        owner = ownership.owner_of(obj, self._cluster)
+        tags = ownership.marked_tags(desired.tags, owner)
         try:
             current = await self._identities.get_identity(ref)
         except errors.ArmError as error:
@@ -133,14 +167,14 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
 
         changes: list[outcome.Change] = []
         adopted = bool(obj.status.get("adopted", False))
+        recorded = obj.status.get("id")
         if current is None:
             try:
                 current = await self._identities.create_or_update_identity(
-                    ref, location=desired.location, tags=desired.tags
+                    ref, location=desired.location, tags=tags
                 )
             except errors.ArmError as error:
                 return _explained(error, action=f"creating {where}", desired=desired)
-            recorded = obj.status.get("id")
             if isinstance(recorded, str) and ids.same_id(recorded, current.id):
                 changes.append(
                     outcome.Change(
@@ -158,9 +192,33 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
                     )
                 )
             adopted = False
-        elif not obj.status.get("id"):
-            # Found under this name before this object recorded any identity: taken over as it is.
-            adopted = True
+        else:
+            marker = ownership.tag_marker(current.tags)
+            claim = ownership.claim(marker, owner, as_tag=True)
+            if claim in (ownership.Claim.SIBLING, ownership.Claim.FOREIGN):
+                assert marker is not None
+                if not ownership.adopt_requested(obj):
+                    return _owned_elsewhere(where, marker, owner)
+                adopted = True
+                changes.append(
+                    outcome.Change(
+                        reason=outcome.ADOPTED,
+                        message=f"took over {where} from {ownership.describe(marker, owner, self.kind.kind)} "
+                        f"({ownership.ADOPT_ANNOTATION}=true): its ownership marker now names this object",
+                    )
+                )
+            elif not recorded:
+                # Found under this name before this object recorded any identity: taken over as it is, and
+                # marked as this object's.
+                adopted = True
+                if claim is ownership.Claim.UNMARKED:
+                    changes.append(
+                        outcome.Change(
+                            reason=outcome.ADOPTED,
+                            message=f"adopted {where}, which carried no ownership marker, and marked it "
+                            "as this object's",
+                        )
+                    )
 
         if _normalized_location(current.location) != _normalized_location(desired.location):
             return outcome.not_ready(
@@ -168,19 +226,28 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
                 f"{where} already exists in location {current.location!r}, not {desired.location!r}; "
                 "an identity cannot move: set spec.location to its location or choose another spec.azureName",
             )
-        if dict(current.tags) != dict(desired.tags):
+        if dict(current.tags) != tags:
+            spec_tags_differ = _user_tags(current.tags) != dict(desired.tags)
+            marker_differs = ownership.tag_marker(current.tags) != owner.tag_value
             try:
-                current = await self._identities.update_identity_tags(ref, tags=desired.tags)
+                current = await self._identities.update_identity_tags(ref, tags=tags)
             except errors.ArmError as error:
                 return _explained(
                     error, action=f"updating the tags of {where}", desired=desired
                 ).with_changes(*changes)
             if not changes:
+                if spec_tags_differ:
+                    message = f"made the tags of {where} match the spec" + (
+                        "" if obj.spec_changed else " again (they were changed in Azure)"
+                    )
+                    if marker_differs:
+                        message += f", with its ownership marker {ownership.OWNER_TAG}"
+                else:
+                    message = f"put back the ownership marker {ownership.OWNER_TAG} of {where}"
                 changes.append(
                     outcome.Change(
                         reason=outcome.UPDATED if obj.spec_changed else outcome.DRIFT_REPAIRED,
-                        message=f"made the tags of {where} match the spec"
-                        + ("" if obj.spec_changed else " again (they were changed in Azure)"),
+                        message=message,
                     )
                 )
 
@@ -193,10 +260,10 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
     async def survey(self, objects: Sequence[flow.ObjectState]) -> dict[str, flow.Verdict]:
         """Drift check of many identities: one list per resource group instead of a GET per identity.
 
-        An identity matches when Azure holds it in the declared location with exactly the declared tags,
-        its status shows the IDs Azure does, and its exported ConfigMap is current (read from Kubernetes,
-        not ARM). Identities attached to resources are checked one by one: their attachments live on the
-        resources.
+        An identity matches when Azure holds it in the declared location with exactly the declared tags
+        and this object's ownership marker, its status shows the IDs Azure does, and its exported ConfigMap
+        is current (read from Kubernetes, not ARM). Identities attached to resources are checked one by
+        one: their attachments live on the resources.
         """
         verdicts: dict[str, flow.Verdict] = {}
         groups: dict[tuple[str, str], list[tuple[flow.ObjectState, ParsedIdentity]]] = {}
@@ -231,7 +298,9 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
             return flow.Verdict(drifted=True, why="missing in Azure")
         if _normalized_location(current.location) != _normalized_location(parsed.desired.location):
             return flow.Verdict(drifted=True, why="another location")
-        if dict(current.tags) != dict(parsed.desired.tags):
+        if dict(current.tags) != ownership.marked_tags(
+            parsed.desired.tags, ownership.owner_of(obj, self._cluster)
+        ):
             return flow.Verdict(drifted=True, why="tags differ")
         observed = _observed(current, self._default_tenant_id, bool(obj.status.get("adopted", False)))
         if any(obj.status.get(field) != observed[field] for field in ("id", "principalId", "clientId")):
@@ -300,7 +369,8 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
         """Detach, then delete the identity the spec names if Azure holds it where the spec says.
 
         Never one that merely shares the name in another location: that one is a `Conflict` the object
-        never took over.
+        never took over; nor one whose ownership marker names another owner: the object is released, with
+        a Warning Event saying the identity stays in Azure.
         """
         ref, where = spec.ref, spec.where
         current = await self._identities.get_identity(ref)
@@ -308,6 +378,18 @@ class UserAssignedIdentityHooks(flow.BaseHooks[ParsedIdentity]):
             return flow.removed(f"{where} is not in Azure")
         if _normalized_location(current.location) != _normalized_location(spec.desired.location):
             return flow.removed(f"{where} in {current.location!r} was never this object's: left in Azure")
+        owner = ownership.owner_of(obj, self._cluster)
+        marker = ownership.tag_marker(current.tags)
+        if marker and ownership.claim(marker, owner, as_tag=True) is not ownership.Claim.OURS:
+            left = (
+                f"{where} belongs to {ownership.describe(marker, owner, self.kind.kind)} (tag "
+                f"{ownership.OWNER_TAG}={marker}): left in Azure, neither detached nor deleted"
+            )
+            return flow.Removal(
+                done=True,
+                result=outcome.not_ready(reasons.DELETING, left),
+                warning=f"{self.kind.kind} {obj.namespace}/{obj.name} released without deleting: {left}",
+            )
         detached = await attachments.detach_before_deletion(
             self._resources,
             identity_id=current.id,
@@ -350,6 +432,22 @@ def _observed(identity: Identity, default_tenant_id: str | None, adopted: bool) 
         "tenantId": identity.tenant_id or default_tenant_id,
         "adopted": adopted,
     }
+
+
+def _user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags an identity carries apart from the ownership marker."""
+    return {name: value for name, value in tags.items() if not ownership.is_owner_tag(name)}
+
+
+def _owned_elsewhere(where: str, marker: str, owner: ownership.Owner) -> outcome.Outcome:
+    return outcome.not_ready(
+        reasons.OWNED_ELSEWHERE,
+        f"{where} belongs to {ownership.describe(marker, owner, 'UserAssignedIdentity')} (tag "
+        f"{ownership.OWNER_TAG}={marker}): it is neither adopted, changed nor deleted for this object. "
+        f"Choose another spec.azureName, or annotate {ownership.ADOPT_ANNOTATION}=true to take it over "
+        "(its owner then reports OwnedElsewhere)",
+        observed=_UNOBSERVED,
+    )
 
 
 def _normalized_location(location: str) -> str:

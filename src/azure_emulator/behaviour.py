@@ -151,6 +151,9 @@ class Behaviour:
     request_counts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     # Answers by method and status (`"PUT 429"`), so a caller can tell throttled requests from served ones.
     response_counts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    # ARM requests by the caller's object id (from its bearer token), then `"METHOD /path"`: which of
+    # several clients sharing one subscription sent what.
+    caller_counts: dict[str, collections.Counter[str]] = dataclasses.field(default_factory=dict)
 
     def latency_for(self, method: str, path: str) -> float:
         return sum(rule.seconds for rule in self.latency if rule.matches(method, path))
@@ -171,3 +174,6 @@ class Behaviour:
 
     def count_response(self, method: str, status: int) -> None:
         self.response_counts[f"{method.upper()} {status}"] += 1
+
+    def count_caller(self, caller: str, method: str, path: str) -> None:
+        self.caller_counts.setdefault(caller.lower(), collections.Counter())[f"{method.upper()} {path}"] += 1

@@ -9,8 +9,9 @@
   "retryAfter"?}` answers the next `count` matching requests with that error; GET lists; DELETE clears
 - PUT `/_emulator/throttling` `{"enabled", "limits"?: {"reads"|"writes"|"deletes":
   {"capacity", "refillPerSecond"}}}` turns 429 enforcement of the ARM token buckets on or off
-- GET `/_emulator/requests` -> `{"counts": {"METHOD /path": n}, "responses": {"METHOD STATUS": n}}`;
-  DELETE resets both
+- GET `/_emulator/requests` -> `{"counts": {"METHOD /path": n}, "responses": {"METHOD STATUS": n},
+  "callers": {"<object id>": {"METHOD /path": n}}}` (`callers`: authenticated ARM requests by the caller's
+  object id); DELETE resets all three
 - POST `/_emulator/service-principals` `{"displayName"?}` -> `{"clientId", "clientSecret", "objectId"}`,
   a service principal holding no role
 - PUT `/_emulator/managed-identity-host` `{"resourceId": id | null}`: the VM or app the managed-identity
@@ -141,11 +142,16 @@ def handle(emulator: Emulator, method: str, tail: str, body: Any) -> tuple[int, 
         knobs.throttle.configure(enforced=bool(body.get("enabled", True)), limits=limits or None)
         return 200, _knobs(emulator)
     if route == ("GET", "requests"):
-        return 200, {"counts": dict(knobs.request_counts), "responses": dict(knobs.response_counts)}
+        return 200, {
+            "counts": dict(knobs.request_counts),
+            "responses": dict(knobs.response_counts),
+            "callers": {caller: dict(counts) for caller, counts in knobs.caller_counts.items()},
+        }
     if route == ("DELETE", "requests"):
         knobs.request_counts.clear()
         knobs.response_counts.clear()
-        return 200, {"counts": {}, "responses": {}}
+        knobs.caller_counts.clear()
+        return 200, {"counts": {}, "responses": {}, "callers": {}}
     if route == ("POST", "service-principals"):
         secret = secrets.token_urlsafe(32)
         principal = emulator.world.add_principal(

@@ -238,6 +238,7 @@ class Server:
         headers = _arm_headers(request)
         try:
             caller = self._authenticate(request)
+            self.emulator.knobs.count_caller(caller, request.method, path)
             segments = [s for s in path.split("/") if s]
             subscription = (
                 segments[1] if len(segments) > 1 and segments[0].lower() == "subscriptions" else None

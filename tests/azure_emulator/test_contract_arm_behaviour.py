@@ -1,6 +1,6 @@
 """ARM-wide behaviour and the control endpoint: response headers, the error envelope for malformed and
 unknown requests (never a 500), injected faults and latency, token-bucket throttling with 429 and
-Retry-After, request counting, and state persisted across a restart.
+Retry-After, request counting (also by calling principal), and state persisted across a restart.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from fixtures.azure_emulator import (
@@ -262,7 +263,7 @@ def test_request_counts_tell_throttled_answers_by_method_and_status(
     finally:
         azure_emulator.set_throttling(False)
     azure_emulator.reset_counts()
-    assert azure_emulator.control("GET", "requests") == {"counts": {}, "responses": {}}
+    assert azure_emulator.control("GET", "requests") == {"counts": {}, "responses": {}, "callers": {}}
 
 
 def test_request_counts_prove_a_second_pass_writes_nothing(
@@ -281,6 +282,47 @@ def test_request_counts_prove_a_second_pass_writes_nothing(
     msi_client.user_assigned_identities.get(resource_group, "counted")
     assert azure_emulator.arm_write_count() == 0
     assert sum(azure_emulator.request_counts().values()) == 1
+
+
+def test_request_counts_by_caller_tell_principals_sharing_a_subscription_apart(
+    azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    other = azure_emulator.create_service_principal("second-client")
+    # Reader on the group: its reads succeed, its writes are refused, and both are its own.
+    reader = "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    scope = f"/subscriptions/{azure_emulator.subscription_id}/resourceGroups/{resource_group}"
+    assignment = azure_emulator.raw(
+        "PUT",
+        f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}?api-version=2022-04-01",
+        {
+            "properties": {
+                "roleDefinitionId": reader,
+                "principalId": other.object_id,
+                "principalType": "ServicePrincipal",
+            }
+        },
+    )
+    assert assignment.status == 201
+    theirs = ManagedServiceIdentityClient(
+        azure_emulator.credential(other.client_id, other.client_secret),
+        azure_emulator.subscription_id,
+        **azure_emulator.client_options(),
+    )
+    azure_emulator.reset_counts()
+    msi_client.user_assigned_identities.create_or_update(
+        resource_group, "by-bootstrap", {"location": "westus"}
+    )
+    theirs.user_assigned_identities.get(resource_group, "by-bootstrap")
+    with pytest.raises(HttpResponseError):
+        theirs.user_assigned_identities.update(resource_group, "by-bootstrap", {"tags": {"mine": "no"}})
+
+    counts = azure_emulator.caller_counts(other.object_id)
+    assert sorted(key.split(" ")[0] for key in counts) == ["GET", "PATCH"]
+    assert all(key.endswith("/userAssignedIdentities/by-bootstrap") for key in counts)
+    assert azure_emulator.arm_write_count(caller=other.object_id) == 1, "the refused PATCH, counted as sent"
+    assert azure_emulator.arm_write_count("by-bootstrap") == 2, "the bootstrap's PUT and the other's PATCH"
+    azure_emulator.reset_counts()
+    assert azure_emulator.caller_counts(other.object_id) == {}
 
 
 def test_control_endpoint_rejects_bad_input(azure_emulator: AzureEmulatorInfo) -> None:

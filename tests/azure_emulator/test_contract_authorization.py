@@ -520,3 +520,33 @@ def test_lists_are_filtered_to_what_the_caller_may_read(
     assert [g["name"] for g in groups.body["value"]] == [resource_group]
     identities = azure_emulator.raw("GET", identities_url, token=token)
     assert [i["id"] for i in identities.body["value"]] == [visible.id]
+
+
+def test_a_description_changes_in_place_through_the_sdk(
+    azure_emulator: AzureEmulatorInfo,
+    authorization_client: AuthorizationManagementClient,
+    msi_client: ManagedServiceIdentityClient,
+    resource_group: str,
+) -> None:
+    """The operator's ownership marker lives at the end of the description: re-PUT under the same name with
+    the same grant changes it in place (same assignment, created once), text and brackets kept exactly."""
+    scope = _group_scope(azure_emulator, resource_group)
+    principal = _new_principal(msi_client, resource_group)
+    name = str(uuid.uuid4())
+    grant = {
+        "role_definition_id": _role_id(azure_emulator, READER),
+        "principal_id": principal,
+        "principal_type": "ServicePrincipal",
+    }
+    first = authorization_client.role_assignments.create(
+        scope, name, {**grant, "description": "[managed by azure-identity-operator: east/team/reader]"}
+    )
+    text = "lets the app read its group [managed by azure-identity-operator: west/team/reader]"
+    second = authorization_client.role_assignments.create(scope, name, {**grant, "description": text})
+    fetched = authorization_client.role_assignments.get(scope, name)
+    assert second.id == first.id
+    assert fetched.description == text
+    assert fetched.created_on == first.created_on
+    assert [
+        a.name for a in authorization_client.role_assignments.list_for_scope(scope, filter="atScope()")
+    ].count(name) == 1

@@ -292,3 +292,35 @@ def test_deleting_identity_removes_its_fics(
     msi_client.user_assigned_identities.delete(resource_group, name)
     msi_client.user_assigned_identities.create_or_update(resource_group, name, {"location": "westus"})
     assert list(msi_client.federated_identity_credentials.list(resource_group, name)) == []
+
+
+def test_tags_within_arms_limits_round_trip_and_the_rest_are_refused(
+    msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    # The operator's ownership marker: a name with '.' and '_', a value with '/' (only names are restricted).
+    marker = {"identityoperator.dev_owner": "east/team/payments", "team": "pay"}
+    created = msi_client.user_assigned_identities.create_or_update(
+        resource_group, "tagged", {"location": "westus", "tags": marker}
+    )
+    assert created.tags == marker
+    full = {f"t{i}": "v" * 256 for i in range(49)} | {"n" * 512: "x"}
+    assert msi_client.user_assigned_identities.update(resource_group, "tagged", {"tags": full}).tags == full
+
+    refused = {
+        "InvalidTagNameCharacters": {"a/b": "x", "c?d": "y"},
+        "InvalidTags": {f"t{i}": "v" for i in range(51)},
+        "InvalidTagName": {"n" * 513: "x"},
+        "InvalidTagValueLength": {"k": "v" * 257},
+    }
+    for code, tags in refused.items():
+        with pytest.raises(HttpResponseError) as put:
+            msi_client.user_assigned_identities.create_or_update(
+                resource_group, "refused-tags", {"location": "westus", "tags": tags}
+            )
+        assert (put.value.status_code, put.value.error.code) == (400, code)  # type: ignore[union-attr]
+        with pytest.raises(HttpResponseError) as patch:
+            msi_client.user_assigned_identities.update(resource_group, "tagged", {"tags": tags})
+        assert patch.value.error.code == code  # type: ignore[union-attr]
+    assert msi_client.user_assigned_identities.get(resource_group, "tagged").tags == full, (
+        "refusals change nothing"
+    )

@@ -100,13 +100,55 @@ def require_api_version(request: Request, supported: Sequence[str], *, type_name
     )
 
 
+MAX_TAGS = 50
+MAX_TAG_NAME = 512
+MAX_TAG_VALUE = 256
+_TAG_NAME_RESERVED = re.compile(r"[<>%&\\?/\x00-\x1f\x7f]")
+
+
 def parse_tags(value: object) -> dict[str, str]:
-    """A resource's `tags`: absent means none; anything but a string map is ARM's InvalidTag."""
+    """A resource's `tags`: absent means none; anything but a string map is ARM's InvalidTag. ARM's limits
+    apply: at most 50 tags, names of 1-512 characters without `< > % & \\ ? /` or control characters,
+    values of at most 256 characters."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise bad_request("InvalidTag", "The tags must be an object whose values are strings.")
-    return {str(k): v for k, v in value.items()}
+    tags = {str(k): v for k, v in value.items()}
+    if len(tags) > MAX_TAGS:
+        raise bad_request(
+            "InvalidTags",
+            f"Too many tags specified. Requested tag count - '{len(tags)}'. Maximum number of tags allowed - "
+            f"'{MAX_TAGS}'.",
+        )
+    if any(not name.strip() for name in tags):
+        raise bad_request(
+            "InvalidTagName",
+            "The tag name must be non-null, non-empty and non-whitespace only. Please provide an actual "
+            "value.",
+        )
+    reserved = [name for name in tags if _TAG_NAME_RESERVED.search(name)]
+    if reserved:
+        raise bad_request(
+            "InvalidTagNameCharacters",
+            f"The tag names '{', '.join(reserved)}' have reserved characters '<,>,%,&,\\,?,/' or control "
+            "characters.",
+        )
+    too_long = [name for name in tags if len(name) > MAX_TAG_NAME]
+    if too_long:
+        raise bad_request(
+            "InvalidTagName",
+            f"Tag key too large. Following tag name '{', '.join(too_long)}' exceeded the maximum length. "
+            f"Maximum allowed length for tag name - '{MAX_TAG_NAME}' characters.",
+        )
+    long_values = [v for v in tags.values() if len(v) > MAX_TAG_VALUE]
+    if long_values:
+        raise bad_request(
+            "InvalidTagValueLength",
+            f"Tag value too large. Following tag value '{', '.join(long_values)}' exceeded the maximum "
+            f"length. Maximum allowed length for tag value - '{MAX_TAG_VALUE}' characters.",
+        )
+    return tags
 
 
 def required_location(body: Mapping[str, Any]) -> str:

@@ -5,8 +5,8 @@ pass writes nothing; the echo of the operator's own write triggers nothing, a st
 is reconciled; a spec change (also one that reverts an earlier one) is reconciled at once, its backoff
 reset; a drift check that fails on a transient error keeps the status; dependants are woken only when the
 principal Azure reports changes, and wait (deferred, unreported) for an identity not yet observed in
-Azure; a deletion removes the finalizer only once Azure is clean; a copied last-handled annotation is
-ignored.
+Azure; a deletion removes the finalizer only once Azure is clean; the adopt annotation is acted on at once;
+a copied last-handled annotation is ignored.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from azure_identity_operator.api import constants
 from azure_identity_operator.handlers.controller import Controller, KindRuntime
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import flow, ownership
 from azure_identity_operator.status import outcome, reasons
 
 IDENTITY = constants.Kind("Identity", "identities", "id")
@@ -348,6 +348,36 @@ def test_a_deletion_releases_the_object_only_once_azure_is_clean() -> None:
         )
         await harness.settle()
         assert harness.kube.writes[-1] == "finalizer- app"
+        await harness.controller.stop()
+
+    run(scenario)
+
+
+def test_the_adopt_annotation_is_acted_on_at_once() -> None:
+    async def ensure(obj: flow.ObjectState) -> outcome.Outcome:
+        if ownership.adopt_requested(obj):
+            return outcome.succeeded("taken over")
+        return outcome.not_ready(reasons.OWNED_ELSEWHERE, "another cluster's")
+
+    hooks = FakeHooks(IDENTITY, ensure)
+    harness = Harness(KindRuntime(hooks))
+
+    async def scenario() -> None:
+        await started(harness)
+        harness.apply("Identity", manifest("app", {}))
+        await harness.settle()
+        assert harness.ready_reason("app") == reasons.OWNED_ELSEWHERE
+        assert ("app", "Warning", reasons.OWNED_ELSEWHERE) in harness.kube.events
+        harness.edit(
+            "Identity",
+            "app",
+            lambda stored: (
+                stored["metadata"].setdefault("annotations", {}).update({ownership.ADOPT_ANNOTATION: "true"})
+            ),
+        )
+        await harness.settle()
+        assert harness.ready_reason("app") == reasons.SUCCEEDED, "not left to the next drift check"
+        assert len(hooks.seen) == 2
         await harness.controller.stop()
 
     run(scenario)

@@ -48,7 +48,7 @@ from azure_identity_operator.handlers.kube import ObjectGone, WriteConflict
 from azure_identity_operator.handlers.policies import PolicyBook
 from azure_identity_operator.observability import logging as observability_logging
 from azure_identity_operator.observability import metrics
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import flow, ownership
 from azure_identity_operator.status import conditions, outcome, reasons, report
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ _TRIGGER_ANNOTATIONS = (
     flow.RECONCILE_NOW_ANNOTATION,
     flow.RECONCILE_POLICY_ANNOTATION,
     flow.FORCE_DELETE_ANNOTATION,
+    ownership.ADOPT_ANNOTATION,
 )
 
 

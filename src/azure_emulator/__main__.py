@@ -62,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--throttle", action="store_true", help="enforce ARM's token-bucket limits (429)")
     serve.add_argument(
+        "--custom-role-limit",
+        type=_count,
+        default=behaviour.CUSTOM_ROLE_LIMIT,
+        help="custom role definitions per tenant (RoleDefinitionLimitExceeded beyond)",
+    )
+    serve.add_argument(
+        "--role-assignment-limit",
+        type=_count,
+        default=behaviour.ROLE_ASSIGNMENT_LIMIT,
+        help="role assignments per subscription (RoleAssignmentLimitExceeded beyond)",
+    )
+    serve.add_argument(
         "--verify-assertion-signatures",
         action="store_true",
         help="check client assertions against their issuer's published keys",
@@ -76,6 +88,16 @@ def _guid(value: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a GUID") from None
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 0")
+    return number
 
 
 def _signing_key(state_dir: Path) -> bytes:
@@ -105,6 +127,8 @@ def build_emulator(args: argparse.Namespace, state_dir: Path) -> Emulator:
         fic_write_seconds=args.fic_write_seconds,
         lro_seconds=args.lro_seconds,
         verify_assertion_signatures=args.verify_assertion_signatures,
+        custom_role_limit=args.custom_role_limit,
+        role_assignment_limit=args.role_assignment_limit,
     )
     if args.latency > 0:
         knobs.latency.append(behaviour.LatencyRule(args.latency))

@@ -1,5 +1,5 @@
 """Run-time knobs tests turn through the control endpoint: principal replication delay, latency, injected
-faults, ARM throttling buckets, page size, and a count of every request received.
+faults, ARM throttling buckets, page size, Azure RBAC's count limits, and a count of every request received.
 
 Kept apart from the ARM handlers so the server applies them uniformly (latency, faults, throttling and
 counting happen before any handler runs).
@@ -60,6 +60,12 @@ DEFAULT_LIMITS: dict[str, BucketLimits] = {
 }
 # The subscription-global bucket is 15 times the per-principal one.
 GLOBAL_FACTOR = 15
+
+# Azure RBAC's count limits: custom roles per tenant (2,000 in Azure operated by 21Vianet), and role
+# assignments per subscription (at subscription, resource-group and resource scopes; management-group
+# and root assignments do not count). Tests lower them to reach the limits with a few requests.
+CUSTOM_ROLE_LIMIT = 5000
+ROLE_ASSIGNMENT_LIMIT = 4000
 
 
 def operation_kind(method: str) -> str:
@@ -145,6 +151,8 @@ class Behaviour:
     lro_seconds: float = 0.0
     # Check client assertions' signatures against their issuer's published keys, as Entra does.
     verify_assertion_signatures: bool = False
+    custom_role_limit: int = CUSTOM_ROLE_LIMIT
+    role_assignment_limit: int = ROLE_ASSIGNMENT_LIMIT
     latency: list[LatencyRule] = dataclasses.field(default_factory=list)
     faults: list[FaultRule] = dataclasses.field(default_factory=list)
     throttle: Throttle = dataclasses.field(default_factory=Throttle)

@@ -1,5 +1,6 @@
 """Static knowledge the emulator serves: Azure's public regions, resource providers, their resource types,
-api-versions and locations, and the built-in role definitions with their real GUIDs and permission sets.
+api-versions and locations, and the built-in role definitions with their real GUIDs and permission sets
+(custom roles are part of the world, in `state`).
 
 The provider catalogue drives four things at once: `GET /subscriptions/{s}/providers[/{namespace}]`,
 api-version validation of every resource request, the locations a resource may be created in, and which
@@ -275,6 +276,15 @@ class RoleDefinition:
     permission: Permission
     role_type: str = "BuiltInRole"
 
+    @property
+    def permissions(self) -> tuple[Permission, ...]:
+        return (self.permission,)
+
+    @property
+    def assignable_scopes(self) -> tuple[str, ...]:
+        # Every built-in role is assignable everywhere: its assignableScopes is the root.
+        return ("/",)
+
 
 _AUTHORIZATION_READ_AND_SUPPORT = ("Microsoft.Authorization/*/read", "Microsoft.Support/*")
 
@@ -427,4 +437,10 @@ OWNER_ROLE_GUID = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 
 
 def find_role(guid: str) -> RoleDefinition | None:
+    """A built-in role by GUID; custom roles live in the world (`Emulator.find_role` finds both)."""
     return _ROLES_BY_GUID.get(guid.lower())
+
+
+def find_role_by_name(role_name: str) -> RoleDefinition | None:
+    lowered = role_name.lower()
+    return next((r for r in BUILT_IN_ROLES if r.role_name.lower() == lowered), None)

@@ -3,7 +3,8 @@
 - GET `/_emulator/health` -> `{"status": "ok"}`
 - GET `/_emulator/state` -> the whole world plus the current settings
 - GET|PUT `/_emulator/settings`: any of `principalDelaySeconds`, `pageSize`, `ficWriteSeconds`, `lroSeconds`,
-  `verifyAssertionSignatures`
+  `verifyAssertionSignatures`, `customRoleLimit` (custom roles per tenant, Azure's 5,000),
+  `roleAssignmentLimit` (role assignments per subscription, Azure's 4,000)
 - POST `/_emulator/latency` `{"seconds", "pathRegex"?, "method"?}` adds latency; DELETE clears it
 - POST `/_emulator/faults` `{"pathRegex", "status", "code", "message"?, "method"?, "count"?,
   "retryAfter"?}` answers the next `count` matching requests with that error; GET lists; DELETE clears
@@ -42,6 +43,13 @@ def _number(body: dict[str, Any], key: str, *, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def _count(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ControlError(f"'{key}' must be a whole number >= 0")
+    return value
+
+
 def _regex(body: dict[str, Any], key: str) -> str:
     value = body.get(key, "")
     if not isinstance(value, str):
@@ -68,6 +76,8 @@ def _knobs(emulator: Emulator) -> dict[str, Any]:
         "ficWriteSeconds": knobs.fic_write_seconds,
         "lroSeconds": knobs.lro_seconds,
         "verifyAssertionSignatures": knobs.verify_assertion_signatures,
+        "customRoleLimit": knobs.custom_role_limit,
+        "roleAssignmentLimit": knobs.role_assignment_limit,
         "throttlingEnabled": knobs.throttle.enforced,
         "latency": [dataclasses.asdict(rule) for rule in knobs.latency],
         "faults": [dataclasses.asdict(rule) for rule in knobs.faults],
@@ -99,6 +109,10 @@ def handle(emulator: Emulator, method: str, tail: str, body: Any) -> tuple[int, 
             knobs.lro_seconds = _number(body, "lroSeconds")
         if "verifyAssertionSignatures" in body:
             knobs.verify_assertion_signatures = bool(body["verifyAssertionSignatures"])
+        if "customRoleLimit" in body:
+            knobs.custom_role_limit = _count(body, "customRoleLimit")
+        if "roleAssignmentLimit" in body:
+            knobs.role_assignment_limit = _count(body, "roleAssignmentLimit")
         return 200, _knobs(emulator)
     if route == ("POST", "latency"):
         knobs.latency.append(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from azure_emulator import assertions, behaviour, rbac, state, tokens
+from azure_emulator import assertions, behaviour, catalog, rbac, state, tokens
 from azure_emulator.errors import ArmError
 
 
@@ -48,6 +48,10 @@ class Emulator:
 
     # --- RBAC --------------------------------------------------------------------------------------------
 
+    def find_role(self, guid: str) -> catalog.RoleDefinition | state.CustomRole | None:
+        """A built-in role, or a custom role of the tenant, by GUID."""
+        return catalog.find_role(guid) or self.world.custom_roles.get(guid.lower())
+
     def role_guids_for(self, object_id: str, scope: str) -> list[str]:
         lowered = object_id.lower()
         return [
@@ -57,7 +61,7 @@ class Emulator:
         ]
 
     def is_allowed(self, object_id: str, action: str, scope: str) -> bool:
-        return rbac.is_allowed(self.role_guids_for(object_id, scope), action)
+        return rbac.is_allowed(self.role_guids_for(object_id, scope), action, self.find_role)
 
     def list_filter(self, object_id: str, action: str, scope: str) -> Callable[[str, str], bool]:
         """Which items of a list at `scope` the caller sees, as `(item read action, item id) -> bool`.

@@ -2,17 +2,29 @@
 
 Mirrors how Azure decides: a role assignment applies when its scope is the request's scope or an ancestor
 of it; the action is granted when some applying role lists it in `actions` (wildcards allowed) and does
-not list it in `notActions`. Matching is case-insensitive, as in Azure. Deny assignments and conditions
-are not modelled.
+not list it in `notActions`. Matching is case-insensitive, as in Azure. Built-in and custom roles are
+evaluated alike (a custom role's permission blocks each grant on their own). Deny assignments and
+conditions are not modelled, and neither are `dataActions`: the emulator serves no data plane.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from azure_emulator import catalog
+
+
+class Role(Protocol):
+    """What RBAC evaluation needs of a role: a built-in `catalog.RoleDefinition` or a `state.CustomRole`."""
+
+    @property
+    def permissions(self) -> tuple[catalog.Permission, ...]: ...
+
+
+RoleResolver = Callable[[str], Role | None]
 
 
 @functools.lru_cache(maxsize=512)
@@ -45,9 +57,17 @@ def scope_covers(assignment_scope: str, resource_scope: str) -> bool:
     return inner == outer or inner.startswith(outer + "/")
 
 
-def is_allowed(role_guids_at_covering_scopes: Iterable[str], action: str) -> bool:
+def role_grants(role: Role, action: str) -> bool:
+    return any(permission_grants(permission, action) for permission in role.permissions)
+
+
+def is_allowed(
+    role_guids_at_covering_scopes: Iterable[str], action: str, resolve: RoleResolver = catalog.find_role
+) -> bool:
+    """Whether any of the roles (by GUID, found with `resolve`) grants the action; unknown GUIDs grant
+    nothing."""
     for guid in role_guids_at_covering_scopes:
-        role = catalog.find_role(guid)
-        if role is not None and permission_grants(role.permission, action):
+        role = resolve(guid)
+        if role is not None and role_grants(role, action):
             return True
     return False

@@ -1,5 +1,6 @@
 """The emulator's in-memory world: the directory of principals, resource groups, resources, federated
-identity credentials and role assignments; optionally saved to and loaded from `state.json`.
+identity credentials, custom role definitions and role assignments; optionally saved to and loaded from
+`state.json`.
 
 Records are frozen dataclasses replaced whole on change. Maps are keyed by the lower-cased resource id
 because Azure looks names up case-insensitively while echoing the casing the resource was created with.
@@ -82,6 +83,22 @@ class FederatedCredential:
 
 
 @dataclasses.dataclass(frozen=True)
+class CustomRole:
+    """A custom role definition: one per tenant under its GUID, usable at and below its assignable scopes."""
+
+    guid: str  # lower-case
+    role_name: str
+    description: str | None
+    permissions: tuple[catalog.Permission, ...]
+    assignable_scopes: tuple[str, ...]  # the caller's casing
+    created_on: str
+    updated_on: str
+    created_by: str | None
+    updated_by: str | None
+    role_type: str = "CustomRole"
+
+
+@dataclasses.dataclass(frozen=True)
 class RoleAssignment:
     id: str
     name: str
@@ -112,6 +129,7 @@ class World:
     # Federated credentials by lower identity id, then by lower credential name.
     federated_credentials: dict[str, dict[str, FederatedCredential]] = dataclasses.field(default_factory=dict)
     role_assignments: dict[str, RoleAssignment] = dataclasses.field(default_factory=dict)  # by lower id
+    custom_roles: dict[str, CustomRole] = dataclasses.field(default_factory=dict)  # by lower GUID
 
     # --- directory -----------------------------------------------------------------------------------
 
@@ -159,6 +177,7 @@ class World:
                 dataclasses.asdict(c) for creds in self.federated_credentials.values() for c in creds.values()
             ],
             "role_assignments": [dataclasses.asdict(a) for a in self.role_assignments.values()],
+            "custom_roles": [dataclasses.asdict(r) for r in self.custom_roles.values()],
         }
 
     @classmethod
@@ -184,6 +203,18 @@ class World:
         for item in data["role_assignments"]:
             assignment = RoleAssignment(**item)
             world.role_assignments[assignment.id.lower()] = assignment
+        # Worlds saved before custom roles existed have none.
+        for item in data.get("custom_roles", []):
+            role = CustomRole(
+                **{
+                    **item,
+                    "permissions": tuple(
+                        catalog.Permission(**{k: tuple(v) for k, v in p.items()}) for p in item["permissions"]
+                    ),
+                    "assignable_scopes": tuple(item["assignable_scopes"]),
+                }
+            )
+            world.custom_roles[role.guid] = role
         return world
 
 

@@ -550,3 +550,156 @@ def test_a_description_changes_in_place_through_the_sdk(
     assert [
         a.name for a in authorization_client.role_assignments.list_for_scope(scope, filter="atScope()")
     ].count(name) == 1
+
+
+# A condition of the documented shape: the action it targets, or an expression on attributes.
+BLOB_READ_CONDITION = (
+    "((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'})) OR "
+    "(@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'))"
+)
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+
+
+def test_a_condition_and_description_change_in_place_through_the_sdk(
+    azure_emulator: AzureEmulatorInfo,
+    authorization_client: AuthorizationManagementClient,
+    msi_client: ManagedServiceIdentityClient,
+    resource_group: str,
+) -> None:
+    scope = _group_scope(azure_emulator, resource_group)
+    principal = _new_principal(msi_client, resource_group)
+    name = str(uuid.uuid4())
+    grant = {
+        "role_definition_id": _role_id(azure_emulator, STORAGE_BLOB_DATA_READER),
+        "principal_id": principal,
+        "principal_type": "ServicePrincipal",
+    }
+    first = authorization_client.role_assignments.create(
+        scope, name, {**grant, "condition": BLOB_READ_CONDITION, "condition_version": "2.0"}
+    )
+    assert (first.condition, first.condition_version) == (BLOB_READ_CONDITION, "2.0")
+
+    narrower = BLOB_READ_CONDITION.replace("StringEquals 'logs'", "StringStartsWith 'logs-2025'")
+    second = authorization_client.role_assignments.create(
+        scope, name, {**grant, "condition": narrower, "description": "only this year's logs"}
+    )
+    assert second.id == first.id
+    # Without a version the condition is version 2.0, the only one.
+    assert (second.condition, second.condition_version) == (narrower, "2.0")
+    fetched = authorization_client.role_assignments.get(scope, name)
+    assert (fetched.condition, fetched.description) == (narrower, "only this year's logs")
+    assert fetched.created_on == first.created_on
+
+    # A re-PUT without a condition removes it: the body replaces the assignment's condition.
+    authorization_client.role_assignments.create(scope, name, grant)
+    cleared = authorization_client.role_assignments.get(scope, name)
+    assert (cleared.condition, cleared.condition_version, cleared.description) == (None, None, None)
+    assert [a.name for a in authorization_client.role_assignments.list_for_scope(scope)].count(name) == 1
+
+
+@pytest.mark.parametrize(
+    ("condition", "version"),
+    [
+        pytest.param(BLOB_READ_CONDITION, "1.0", id="version-1.0"),
+        pytest.param(None, "2.0", id="version-without-condition"),
+        pytest.param("this is not a condition", "2.0", id="unparsable"),
+        pytest.param(BLOB_READ_CONDITION[:-1], "2.0", id="unbalanced-parentheses"),
+        pytest.param(
+            "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'a' AND "
+            "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'b' OR "
+            "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'c'",
+            "2.0",
+            id="and-or-without-parentheses",
+        ),
+        pytest.param(
+            "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] Resembles 'x'",
+            "2.0",
+            id="unknown-operator",
+        ),
+    ],
+)
+def test_conditions_azure_refuses(
+    azure_emulator: AzureEmulatorInfo,
+    msi_client: ManagedServiceIdentityClient,
+    resource_group: str,
+    condition: str | None,
+    version: str,
+) -> None:
+    scope = _group_scope(azure_emulator, resource_group)
+    principal = _new_principal(msi_client, resource_group)
+    properties: dict[str, object] = {
+        "roleDefinitionId": _role_id(azure_emulator, STORAGE_BLOB_DATA_READER),
+        "principalId": principal,
+        "conditionVersion": version,
+    }
+    if condition is not None:
+        properties["condition"] = condition
+    status, code, message = _put_assignment(azure_emulator, scope, str(uuid.uuid4()), properties)
+    assert (status, code, message) == (
+        400,
+        "InvalidRoleAssignmentCondition",
+        "The given role assignment condition is invalid.",
+    )
+
+
+def test_a_condition_may_be_up_to_8_kb(
+    azure_emulator: AzureEmulatorInfo, msi_client: ManagedServiceIdentityClient, resource_group: str
+) -> None:
+    scope = _group_scope(azure_emulator, resource_group)
+    principal = _new_principal(msi_client, resource_group)
+    prefix = "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals '"
+    at_limit = prefix + "x" * (8192 - len(prefix) - 1) + "'"
+    assert len(at_limit.encode()) == 8192
+    properties = {
+        "roleDefinitionId": _role_id(azure_emulator, STORAGE_BLOB_DATA_READER),
+        "principalId": principal,
+        "condition": at_limit,
+        "conditionVersion": "2.0",
+    }
+    name = str(uuid.uuid4())
+    assert _put_assignment(azure_emulator, scope, name, properties)[:2] == (201, None)
+    too_long = {**properties, "condition": at_limit.replace("'x", "'xx")}
+    assert _put_assignment(azure_emulator, scope, name, too_long)[:2] == (
+        400,
+        "InvalidRoleAssignmentCondition",
+    )
+    path = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version={RA_VERSION}"
+    assert azure_emulator.raw("GET", path).body["properties"]["condition"] == at_limit
+
+
+def test_the_role_assignment_limit_of_a_subscription(
+    azure_emulator: AzureEmulatorInfo,
+    authorization_client: AuthorizationManagementClient,
+    msi_client: ManagedServiceIdentityClient,
+    resource_group: str,
+) -> None:
+    assert azure_emulator.settings()["roleAssignmentLimit"] == 4000
+    scope = _group_scope(azure_emulator, resource_group)
+    vault = f"{scope}/providers/Microsoft.KeyVault/vaults/kv-limit"
+    assert azure_emulator.raw("PUT", f"{vault}?api-version=2023-07-01", {"location": "westus"}).status == 201
+    principal = _new_principal(msi_client, resource_group)
+    reader = {"role_definition_id": _role_id(azure_emulator, READER), "principal_id": principal}
+    with azure_emulator.azure_limits(role_assignments=azure_emulator.role_assignment_count() + 1):
+        last = authorization_client.role_assignments.create(scope, str(uuid.uuid4()), reader)
+        # Assignments at groups and resources count as much as those at the subscription.
+        for where in (vault, scope, f"/subscriptions/{azure_emulator.subscription_id}"):
+            with pytest.raises(HttpResponseError) as refused:
+                authorization_client.role_assignments.create(
+                    where,
+                    str(uuid.uuid4()),
+                    {**reader, "role_definition_id": _role_id(azure_emulator, CONTRIBUTOR)},
+                )
+            assert refused.value.status_code == 400
+            assert refused.value.error is not None
+            assert (refused.value.error.code, refused.value.error.message) == (
+                "RoleAssignmentLimitExceeded",
+                "No more role assignments can be created.",
+            )
+        # Changing an assignment that exists adds none.
+        changed = authorization_client.role_assignments.create(
+            scope, last.name, {**reader, "description": "kept"}
+        )
+        assert changed.description == "kept"
+        authorization_client.role_assignments.delete(scope, last.name)
+        authorization_client.role_assignments.create(vault, str(uuid.uuid4()), reader)
+    assert azure_emulator.settings()["roleAssignmentLimit"] == 4000

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from azure_emulator import catalog, rbac
+from azure_emulator import catalog, rbac, state
 
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
@@ -67,3 +67,33 @@ def test_every_built_in_role_has_a_unique_guid_and_name() -> None:
     names = [role.role_name.lower() for role in catalog.BUILT_IN_ROLES]
     assert len(set(guids)) == len(guids)
     assert len(set(names)) == len(names)
+
+
+def test_a_custom_role_grants_through_any_of_its_permission_blocks() -> None:
+    custom = state.CustomRole(
+        guid="0b5e1c52-8a3e-5c8e-9c57-6a1b1f3f0001",
+        role_name="Identity Writer",
+        description=None,
+        permissions=(
+            catalog.Permission(
+                actions=("Microsoft.ManagedIdentity/userAssignedIdentities/*",), not_actions=(IDENTITY_WRITE,)
+            ),
+            catalog.Permission(actions=("Microsoft.Resources/subscriptions/resourceGroups/read",)),
+        ),
+        assignable_scopes=("/subscriptions/s",),
+        created_on="2025-01-01T00:00:00.0000000Z",
+        updated_on="2025-01-01T00:00:00.0000000Z",
+        created_by=None,
+        updated_by=None,
+    )
+    roles = {custom.guid: custom}
+
+    def resolve(guid: str) -> rbac.Role | None:
+        return roles.get(guid) or catalog.find_role(guid)
+
+    assert rbac.is_allowed([custom.guid], IDENTITY_READ, resolve)
+    assert not rbac.is_allowed([custom.guid], IDENTITY_WRITE, resolve)
+    assert rbac.is_allowed([custom.guid], "Microsoft.Resources/subscriptions/resourceGroups/read", resolve)
+    assert rbac.is_allowed([custom.guid, CONTRIBUTOR], IDENTITY_WRITE, resolve)
+    # Without the resolver that knows it, the custom role's GUID grants nothing.
+    assert not rbac.is_allowed([custom.guid], IDENTITY_READ)

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from typing import Any
 
-from azure_emulator import catalog, rbac, state
+from azure_emulator import catalog, conditions, rbac, state
 from azure_emulator.arm import paths
 from azure_emulator.arm.http import Reply, Request, is_guid, method_not_allowed, page, utc_stamp
 from azure_emulator.arm.resources import find_group, require_subscription, resolve_type
@@ -23,6 +23,7 @@ from azure_emulator.errors import (
     ArmError,
     bad_request,
     conflict,
+    invalid_request_content,
     not_found,
     resource_group_not_found,
     resource_not_found,
@@ -84,17 +85,30 @@ def _role_definition_id(scope: str, guid: str) -> str:
     return f"{prefix}{PROVIDER_SEGMENT}/roleDefinitions/{guid}"
 
 
-def _render_role(scope: str, role: catalog.RoleDefinition) -> dict[str, Any]:
-    permission = role.permission
+Role = catalog.RoleDefinition | state.CustomRole
+
+
+def _render_role(scope: str, role: Role) -> dict[str, Any]:
+    if isinstance(role, state.CustomRole):
+        stamps = {
+            "createdOn": role.created_on,
+            "updatedOn": role.updated_on,
+            "createdBy": role.created_by,
+            "updatedBy": role.updated_by,
+        }
+    else:
+        stamps = {
+            "createdOn": _BUILT_IN_STAMP,
+            "updatedOn": _BUILT_IN_STAMP,
+            "createdBy": None,
+            "updatedBy": None,
+        }
     return {
-        "id": _role_definition_id(scope, role.guid),
-        "type": "Microsoft.Authorization/roleDefinitions",
-        "name": role.guid,
         "properties": {
             "roleName": role.role_name,
             "type": role.role_type,
             "description": role.description,
-            "assignableScopes": ["/"],
+            "assignableScopes": list(role.assignable_scopes),
             "permissions": [
                 {
                     "actions": list(permission.actions),
@@ -102,12 +116,13 @@ def _render_role(scope: str, role: catalog.RoleDefinition) -> dict[str, Any]:
                     "dataActions": list(permission.data_actions),
                     "notDataActions": list(permission.not_data_actions),
                 }
+                for permission in role.permissions
             ],
-            "createdOn": _BUILT_IN_STAMP,
-            "updatedOn": _BUILT_IN_STAMP,
-            "createdBy": None,
-            "updatedBy": None,
+            **stamps,
         },
+        "id": _role_definition_id(scope, role.guid),
+        "type": "Microsoft.Authorization/roleDefinitions",
+        "name": role.guid,
     }
 
 
@@ -117,26 +132,232 @@ def _role_not_found(guid: str) -> ArmError:
     )
 
 
+def _visible_at(role: Role, scope: str, *, below: bool) -> bool:
+    """Whether a role shows at `scope`: assignable there or above it (a list's default), or also below it
+    (`atScopeAndBelow()`, and reads of one role by GUID). The tenant level (`/providers/...`) shows all."""
+    if not scope:
+        return True
+    return any(
+        rbac.scope_covers(assignable, scope) or (below and rbac.scope_covers(scope, assignable))
+        for assignable in role.assignable_scopes
+    )
+
+
+def _all_roles(emulator: Emulator) -> list[Role]:
+    return [*catalog.BUILT_IN_ROLES, *emulator.world.custom_roles.values()]
+
+
 def role_definitions(emulator: Emulator, request: Request, scope: str, name: str | None) -> Reply:
+    if name is not None:
+        if request.method == "PUT":
+            return _put_role_definition(emulator, request, scope, name)
+        if request.method == "DELETE":
+            return _delete_role_definition(emulator, request, scope, name)
+        if request.method != "GET":
+            raise method_not_allowed(request.method)
+        validate_scope(emulator, scope, must_exist=False)
+        role = emulator.find_role(name) if is_guid(name) else None
+        if role is None or not _visible_at(role, scope, below=True):
+            raise _role_not_found(name)
+        return Reply(200, _render_role(scope, role))
     if request.method != "GET":
         raise method_not_allowed(request.method)
     validate_scope(emulator, scope, must_exist=False)
-    if name is not None:
-        role = catalog.find_role(name) if is_guid(name) else None
-        if role is None:
-            raise _role_not_found(name)
-        return Reply(200, _render_role(scope, role))
-    roles = list(catalog.BUILT_IN_ROLES)
+    below = False
+    name_filter: str | None = None
+    type_filter: str | None = None
     for clause in _clauses(request.query.get("$filter")):
+        if re.fullmatch(r"atScopeAndBelow\(\)", clause, re.IGNORECASE):
+            below = True
+            continue
         match = re.fullmatch(r"(roleName|type)\s+eq\s+'(.*)'", clause, re.IGNORECASE)
         if match is None:
-            raise _unsupported_filter(clause, "roleName eq '{value}' or type eq '{value}'")
-        field, value = match.group(1).lower(), match.group(2).lower()
-        if field == "rolename":
-            roles = [r for r in roles if r.role_name.lower() == value]
+            raise _unsupported_filter(clause, "roleName eq '{value}', type eq '{value}' or atScopeAndBelow()")
+        # An OData string literal doubles a quote inside it.
+        value = match.group(2).replace("''", "'").lower()
+        if match.group(1).lower() == "rolename":
+            name_filter = value
         else:
-            roles = [r for r in roles if r.role_type.lower() == value]
+            type_filter = value
+    roles = [
+        role
+        for role in _all_roles(emulator)
+        if _visible_at(role, scope, below=below)
+        and (name_filter is None or role.role_name.lower() == name_filter)
+        and (type_filter is None or role.role_type.lower() == type_filter)
+    ]
     return page(request, roles, lambda r: _render_role(scope, r), emulator.knobs.page_size)
+
+
+def _invalid_role_definition_id(value: object) -> ArmError:
+    return bad_request("InvalidRoleDefinitionId", f"The role definition ID '{value}' is not valid.")
+
+
+def _assignable_scope_valid(scope: object) -> bool:
+    """A fully qualified scope: a subscription, or a group or resource in one, or a management group. Not
+    the root, and no wildcards."""
+    if not isinstance(scope, str) or not scope.startswith("/") or "*" in scope:
+        return False
+    parts = scope.strip("/").split("/")
+    if any(not part for part in parts):
+        return False
+    lowered = [part.lower() for part in parts]
+    if lowered[0] == "providers":
+        return len(parts) == 4 and lowered[1:3] == ["microsoft.management", "managementgroups"]
+    return lowered[0] == "subscriptions" and is_guid(parts[1]) and len(parts) % 2 == 0
+
+
+def _authorize_assignable_scopes(
+    emulator: Emulator, caller: str, action: str, scope: str, assignable_scopes: tuple[str, ...]
+) -> None:
+    """The caller needs the action at every assignable scope of a custom role, besides the request's scope."""
+    refused = [s for s in assignable_scopes if not emulator.is_allowed(caller, action, s)]
+    if refused:
+        raise ArmError(
+            403,
+            "LinkedAuthorizationFailed",
+            f"The client '{caller}' with object id '{caller}' has permission to perform action '{action}' on "
+            f"scope '{scope or '/'}'; however, it does not have permission to perform action '{action}' on "
+            f"the linked scope(s) '{','.join(refused)}' or the linked scope(s) are invalid.",
+        )
+
+
+def _string_list(value: object, path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise invalid_request_content(f"'{path}' must be an array of strings")
+    return tuple(value)
+
+
+def _permissions(value: object) -> tuple[catalog.Permission, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise invalid_request_content("'properties.permissions' must be an array of objects")
+    return tuple(
+        catalog.Permission(
+            actions=_string_list(item.get("actions"), f"properties.permissions[{i}].actions"),
+            not_actions=_string_list(item.get("notActions"), f"properties.permissions[{i}].notActions"),
+            data_actions=_string_list(item.get("dataActions"), f"properties.permissions[{i}].dataActions"),
+            not_data_actions=_string_list(
+                item.get("notDataActions"), f"properties.permissions[{i}].notDataActions"
+            ),
+        )
+        for i, item in enumerate(value)
+    )
+
+
+def _put_role_definition(emulator: Emulator, request: Request, scope: str, guid: str) -> Reply:
+    """Create or update a custom role under the caller's GUID: 201 either way, the same GUID kept."""
+    if not is_guid(guid):
+        raise _invalid_role_definition_id(guid)
+    guid = guid.lower()
+    validate_scope(emulator, scope, must_exist=True)
+    properties = request.json_object().get("properties")
+    if not isinstance(properties, dict):
+        raise bad_request(
+            "InvalidRequestContent", "The request content was invalid: 'properties' is required."
+        )
+    role_type = properties.get("type")
+    if role_type is not None and (not isinstance(role_type, str) or role_type.lower() != "customrole"):
+        raise bad_request(
+            "InvalidRoleDefinitionType",
+            f"The role definition type '{role_type}' is not valid. Only custom roles can be created or "
+            "updated.",
+        )
+    if catalog.find_role(guid) is not None:
+        raise conflict("RoleDefinitionExists", f"A role definition with ID '{guid}' already exists.")
+    role_name = properties.get("roleName")
+    if not isinstance(role_name, str) or not role_name.strip():
+        raise bad_request(
+            "RoleDefinitionNameNullOrEmpty", "The role definition name cannot be null or empty."
+        )
+    description = properties.get("description")
+    if description is not None and not isinstance(description, str):
+        raise invalid_request_content("'properties.description' must be a string")
+    permissions = _permissions(properties.get("permissions"))
+    raw_scopes = properties.get("assignableScopes")
+    if not isinstance(raw_scopes, list) or not raw_scopes:
+        raise bad_request(
+            "MissingAssignableScopes", "The role definition must have at least one assignable scope."
+        )
+    for index, assignable in enumerate(raw_scopes):
+        if not _assignable_scope_valid(assignable):
+            raise bad_request(
+                "LinkedInvalidPropertyId",
+                f"Property id '{assignable}' at path 'properties.assignableScopes[{index}]' is invalid. "
+                "Expect fully qualified resource Id that start with '/subscriptions/{subscriptionId}' or "
+                "'/providers/{resourceProviderNamespace}/'.",
+            )
+    assignable_scopes = tuple(str(s).rstrip("/") for s in raw_scopes)
+    caller = request.caller_object_id
+    _authorize_assignable_scopes(
+        emulator, caller, "Microsoft.Authorization/roleDefinitions/write", scope, assignable_scopes
+    )
+    for assignable in assignable_scopes:
+        validate_scope(emulator, assignable, must_exist=True)
+
+    existing = emulator.world.custom_roles.get(guid)
+    wanted = role_name.strip().lower()
+    if catalog.find_role_by_name(wanted) is not None or any(
+        other.guid != guid and other.role_name.lower() == wanted
+        for other in emulator.world.custom_roles.values()
+    ):
+        raise conflict(
+            "RoleDefinitionWithSameNameExists",
+            "A custom role with the same name already exists in this directory. Use a different name.",
+        )
+    if existing is None and len(emulator.world.custom_roles) >= emulator.knobs.custom_role_limit:
+        raise bad_request(
+            "RoleDefinitionLimitExceeded",
+            "Role definition limit exceeded. No more role definitions can be created.",
+        )
+    stamp = utc_stamp()
+    role = state.CustomRole(
+        guid=guid,
+        role_name=role_name,
+        description=description,
+        permissions=permissions,
+        assignable_scopes=assignable_scopes,
+        created_on=existing.created_on if existing else stamp,
+        updated_on=stamp,
+        created_by=existing.created_by if existing else caller,
+        updated_by=caller,
+    )
+    emulator.world.custom_roles[guid] = role
+    emulator.changed()
+    return Reply(201, _render_role(scope, role))
+
+
+def _delete_role_definition(emulator: Emulator, request: Request, scope: str, guid: str) -> Reply:
+    """200 with the deleted role, 204 when there is none at the scope; refused while assignments use it."""
+    if not is_guid(guid):
+        raise _invalid_role_definition_id(guid)
+    validate_scope(emulator, scope, must_exist=False)
+    if catalog.find_role(guid) is not None:
+        raise bad_request("InvalidRoleDefinitionType", "Built-in role definitions cannot be deleted.")
+    role = emulator.world.custom_roles.get(guid.lower())
+    if role is None or not _visible_at(role, scope, below=True):
+        return Reply(204)
+    _authorize_assignable_scopes(
+        emulator,
+        request.caller_object_id,
+        "Microsoft.Authorization/roleDefinitions/delete",
+        scope,
+        role.assignable_scopes,
+    )
+    if any(_role_guid_of(a) == role.guid for a in emulator.world.role_assignments.values()):
+        raise conflict(
+            "RoleDefinitionHasAssignments", "There are existing role assignments referencing role."
+        )
+    del emulator.world.custom_roles[role.guid]
+    emulator.changed()
+    return Reply(200, _render_role(scope, role))
+
+
+def _role_guid_of(assignment: state.RoleAssignment) -> str:
+    return assignment.role_definition_id.rsplit("/", 1)[-1].lower()
 
 
 def _clauses(filter_text: str | None) -> list[str]:
@@ -231,7 +452,8 @@ def _put_assignment(emulator: Emulator, request: Request, scope: str, name: str,
             "InvalidRoleDefinitionId", f"The role definition ID '{role_definition_id}' is not valid."
         )
     role_guid = match.group("guid").lower()
-    if catalog.find_role(role_guid) is None:
+    role = emulator.find_role(role_guid)
+    if role is None:
         raise bad_request(
             "RoleDefinitionDoesNotExist",
             f"The specified role definition with ID '{role_guid}' does not exist.",
@@ -239,13 +461,19 @@ def _put_assignment(emulator: Emulator, request: Request, scope: str, name: str,
     principal_type = properties.get("principalType")
     if principal_type is not None and principal_type not in PRINCIPAL_TYPES:
         raise bad_request("InvalidPrincipalType", f"The principal type '{principal_type}' is not valid.")
+    condition, condition_version = _condition(properties)
     validate_scope(emulator, scope, must_exist=True)
+    if not any(rbac.scope_covers(assignable, scope) for assignable in role.assignable_scopes):
+        raise bad_request(
+            "RoleAssignmentScopeNotAssignableToRoleDefinition",
+            f"The role definition '{role_guid}' is not available for assignment at scope '{scope or '/'}'.",
+        )
 
     same_name = _by_name(emulator, name)
     if same_name is not None and (
         same_name.scope.lower() != scope.lower()
         or same_name.principal_id.lower() != principal_id.lower()
-        or same_name.role_definition_id.rsplit("/", 1)[-1].lower() != role_guid
+        or _role_guid_of(same_name) != role_guid
     ):
         raise bad_request(
             "RoleAssignmentUpdateNotPermitted",
@@ -258,7 +486,7 @@ def _put_assignment(emulator: Emulator, request: Request, scope: str, name: str,
                 for a in emulator.world.role_assignments.values()
                 if a.scope.lower() == scope.lower()
                 and a.principal_id.lower() == principal_id.lower()
-                and a.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid
+                and _role_guid_of(a) == role_guid
             ),
             None,
         )
@@ -268,23 +496,20 @@ def _put_assignment(emulator: Emulator, request: Request, scope: str, name: str,
                 "The role assignment already exists. The ID of the existing role assignment is "
                 f"{duplicate.name.replace('-', '')}.",
             )
+        _check_assignment_limit(emulator, scope)
     resolved_type = _check_principal(emulator, principal_id, principal_type)
 
     stamp = utc_stamp()
     subscription = _subscription_of(scope) or emulator.world.subscription_id
     caller = request.caller_object_id
     description = properties.get("description")
-    condition = properties.get("condition")
-    condition_version = properties.get("conditionVersion")
-    if condition is not None and condition_version is None:
-        condition_version = "2.0"
     delegated = properties.get("delegatedManagedIdentityResourceId")
     if same_name is not None:
         assignment = dataclasses.replace(
             same_name,
             description=description if isinstance(description, str) else None,
-            condition=condition if isinstance(condition, str) else None,
-            condition_version=condition_version if isinstance(condition_version, str) else None,
+            condition=condition,
+            condition_version=condition_version,
             updated_on=stamp,
             updated_by=caller,
         )
@@ -297,8 +522,8 @@ def _put_assignment(emulator: Emulator, request: Request, scope: str, name: str,
             principal_id=principal_id,
             principal_type=resolved_type,
             description=description if isinstance(description, str) else None,
-            condition=condition if isinstance(condition, str) else None,
-            condition_version=condition_version if isinstance(condition_version, str) else None,
+            condition=condition,
+            condition_version=condition_version,
             delegated_managed_identity_resource_id=delegated if isinstance(delegated, str) else None,
             created_on=stamp,
             updated_on=stamp,
@@ -308,6 +533,46 @@ def _put_assignment(emulator: Emulator, request: Request, scope: str, name: str,
     emulator.world.role_assignments[assignment.id.lower()] = assignment
     emulator.changed()
     return Reply(201, _render_assignment(assignment, just_written=True))
+
+
+def _condition(properties: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The condition and its version to store, refused as Azure refuses them: only version 2.0 (the default
+    when a condition comes without one), at most 8 KB, and a condition that parses."""
+    condition = properties.get("condition")
+    version = properties.get("conditionVersion")
+    if condition is not None and not isinstance(condition, str):
+        raise invalid_request_content("'properties.condition' must be a string")
+    if version is not None and not isinstance(version, str):
+        raise invalid_request_content("'properties.conditionVersion' must be a string")
+    invalid = bad_request("InvalidRoleAssignmentCondition", "The given role assignment condition is invalid.")
+    if not condition:
+        if version:
+            raise invalid
+        return None, None
+    version = version or conditions.VERSION
+    if version != conditions.VERSION or len(condition.encode()) > conditions.MAX_BYTES:
+        raise invalid
+    try:
+        conditions.check_syntax(condition)
+    except conditions.ConditionError as error:
+        raise invalid from error
+    return condition, version
+
+
+def _check_assignment_limit(emulator: Emulator, scope: str) -> None:
+    """A new assignment in a subscription that already holds the limit is refused. Assignments at the
+    subscription and at its groups and resources count; those at management groups and the root do not."""
+    subscription = _subscription_of(scope)
+    if subscription is None:
+        return
+    prefix = f"/subscriptions/{subscription}".lower()
+    held = sum(
+        1
+        for a in emulator.world.role_assignments.values()
+        if a.scope.lower() == prefix or a.scope.lower().startswith(prefix + "/")
+    )
+    if held >= emulator.knobs.role_assignment_limit:
+        raise bad_request("RoleAssignmentLimitExceeded", "No more role assignments can be created.")
 
 
 def _check_principal(emulator: Emulator, principal_id: str, principal_type: object) -> str:
@@ -376,9 +641,8 @@ def permissions(emulator: Emulator, request: Request, scope: str) -> Reply:
     validate_scope(emulator, scope, must_exist=False)
     value = []
     for guid in emulator.role_guids_for(request.caller_object_id, scope):
-        role = catalog.find_role(guid)
-        if role is not None:
-            permission = role.permission
+        role = emulator.find_role(guid)
+        for permission in role.permissions if role is not None else ():
             value.append(
                 {
                     "actions": list(permission.actions),

@@ -89,7 +89,11 @@ def _handle(emulator: Emulator, request: Request) -> Reply:
                 catalog.api_versions("Microsoft.Authorization", "roleDefinitions"),
                 type_name="roleDefinitions",
             )
-            # Built-in role definitions are readable by every principal of the tenant, at any scope.
+            # Role definitions are readable by every principal of the tenant, at any scope; writing or
+            # deleting a custom role takes roleDefinitions/write or /delete at the request's scope (and at
+            # each of the role's assignable scopes, which the handler checks).
+            if request.method in ("PUT", "DELETE"):
+                authorize(f"Microsoft.Authorization/roleDefinitions/{_verb(request.method)}", scope or "/")
             return authorization.role_definitions(emulator, request, scope, rest[0] if rest else None)
         if kind == "permissions" and not rest:
             require_api_version(

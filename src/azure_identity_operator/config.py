@@ -69,6 +69,12 @@ class Settings:
     """What happens to what is already in Azure when a policy (added or changed) now forbids an object
     (`IDENTITY_OPERATOR_POLICY_EXISTING_GRANTS`): `report` leaves it and reports `PolicyDenied`; `remove`
     also removes what the object owns in Azure."""
+    role_assignment_limit: int = 4000
+    """Role assignments Azure allows per subscription (`IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT`): Azure's
+    troubleshooting page says 4,000, some newer pages 5,000; creating past it is refused before Azure is
+    asked, and a Warning Event tells when usage passes 90%."""
+    custom_role_limit: int = 5000
+    """Custom roles Azure allows per tenant (`IDENTITY_OPERATOR_CUSTOM_ROLE_LIMIT`)."""
     arm_budget_share: float = 1.0
     """The part of the principal's ARM budget this instance may spend (`IDENTITY_OPERATOR_ARM_BUDGET_SHARE`,
     0 < share <= 1): 0.5 each for two instances sharing one Azure principal."""
@@ -109,6 +115,8 @@ class Settings:
             arm_buckets=_buckets(env, "IDENTITY_OPERATOR_ARM_BUCKETS"),
             arm_budget_share=_share(env, "IDENTITY_OPERATOR_ARM_BUDGET_SHARE"),
             cluster_id=_cluster_id(env, "IDENTITY_OPERATOR_CLUSTER_ID"),
+            role_assignment_limit=_positive_int(env, "IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT", 4000),
+            custom_role_limit=_positive_int(env, "IDENTITY_OPERATOR_CUSTOM_ROLE_LIMIT", 5000),
             default_policy="restricted"
             if _choice(env, "IDENTITY_OPERATOR_DEFAULT_POLICY", ("permissive", "restricted")) == "restricted"
             else "permissive",
@@ -129,6 +137,15 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

@@ -31,6 +31,7 @@ import yaml
 from azure_identity_operator.api import access_policy as policy_api
 from azure_identity_operator.api import federated_identity_credential as fic_api
 from azure_identity_operator.api import role_assignment as ra_api
+from azure_identity_operator.api import role_definition as rd_api
 from azure_identity_operator.api import system_assigned_identity as sai_api
 from azure_identity_operator.api import user_assigned_identity as uai_api
 from azure_identity_operator.api import workload_identity as wi_api
@@ -444,6 +445,7 @@ SPEC_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "RoleAssignment": ra_api.RoleAssignmentSpec,
     "SystemAssignedIdentity": sai_api.SystemAssignedIdentitySpec,
     "WorkloadIdentity": wi_api.WorkloadIdentitySpec,
+    "RoleDefinition": rd_api.RoleDefinitionSpec,
     POLICY_KIND: policy_api.IdentityAccessPolicySpec,
 }
 
@@ -509,6 +511,7 @@ STATUS_WRITERS = {
     "RoleAssignment": ["role_assignments.py"],
     "SystemAssignedIdentity": ["system_assigned_identities.py"],
     "WorkloadIdentity": ["workload_identities.py"],
+    "RoleDefinition": ["role_definitions.py"],
 }
 
 

@@ -44,8 +44,8 @@ def gadget_crd(spec_schema: dict[str, object], name: str) -> str:
 def test_the_product_crds_are_accepted(kube_emulator: KubeEmulatorInfo) -> None:
     # "created", or "unchanged" once another test of the session has applied them.
     result = kube_emulator.kubectl("apply", "--dry-run=server", "-k", str(CRDS_DIR))
-    assert result.stdout.count(".identityoperator.dev ") == 6, result.stdout
-    assert result.stdout.count("(server dry run)") == 6, result.stdout
+    assert result.stdout.count(".identityoperator.dev ") == 7, result.stdout
+    assert result.stdout.count("(server dry run)") == 7, result.stdout
 
 
 def test_a_non_structural_schema_is_refused(kube_emulator: KubeEmulatorInfo) -> None:

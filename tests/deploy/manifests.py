@@ -32,6 +32,7 @@ KINDS = (
     "roleassignments",
     "systemassignedidentities",
     "workloadidentities",
+    "roledefinitions",
 )
 """The operator's kinds (plural names), as its RBAC grants them."""
 POLICY_PLURAL = "identityaccesspolicies"

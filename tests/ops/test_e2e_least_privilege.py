@@ -230,6 +230,7 @@ OUR_KINDS = (
     "roleassignments",
     "systemassignedidentities",
     "workloadidentities",
+    "roledefinitions",
 )
 
 

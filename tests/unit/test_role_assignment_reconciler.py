@@ -393,9 +393,29 @@ def test_a_condition_is_sent_with_its_version() -> None:
     condition = (
         "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'"
     )
-    assert harness.reconcile_twice(raw_spec(condition=condition)).ready
+    assert harness.reconcile_twice(raw_spec(condition=condition, conditionVersion="2.0")).ready
     (assignment,) = harness.port.at_scope(RG_SCOPE)
     assert (assignment.properties.condition, assignment.properties.condition_version) == (condition, "2.0")
+    # One without the other is refused before Azure is asked, whichever is missing.
+    for half in ({"condition": condition}, {"conditionVersion": "2.0"}):
+        refused = Harness().reconcile(raw_spec(**half))
+        assert refused.reason == reasons.INVALID_SPEC
+        assert "go together" in refused.message
+
+
+def test_a_changed_condition_is_the_same_assignment_rewritten_in_place() -> None:
+    harness = Harness()
+    first = "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'"
+    second = "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'audit'"
+    assert harness.reconcile_twice(raw_spec(condition=first, conditionVersion="2.0")).ready
+    (before,) = harness.port.at_scope(RG_SCOPE)
+    writes = harness.port.writes
+    changed = harness.reconcile_twice(raw_spec(condition=second, conditionVersion="2.0"))
+    assert changed.ready
+    (after,) = harness.port.at_scope(RG_SCOPE)
+    assert after.name == before.name
+    assert after.properties.condition == second
+    assert harness.port.writes == writes + 1  # one PUT, no delete
 
 
 def test_unknown_roles_need_the_user() -> None:

@@ -50,7 +50,9 @@ def test_role_definition_ids_are_normalized_to_the_subscription_form(
 
 
 def test_defaults_and_condition_version() -> None:
-    parsed = api.parse_spec(spec(scope=SCOPE + "/", condition="@Resource[x] StringEquals 'y'"))
+    parsed = api.parse_spec(
+        spec(scope=SCOPE + "/", condition="@Resource[x] StringEquals 'y'", conditionVersion="2.0")
+    )
     assert parsed.deletion_policy == "Delete"
     assert parsed.principal.identity_ref is not None
     assert parsed.principal.identity_ref.kind == "UserAssignedIdentity"
@@ -70,6 +72,9 @@ def test_defaults_and_condition_version() -> None:
         ({"scope": "rg"}, "spec.scope"),
         ({"deletionPolicy": "Keep"}, "spec.deletionPolicy"),
         ({"conditionVersion": "1.0", "condition": "x"}, "conditionVersion"),
+        ({"condition": "x"}, "go together"),
+        ({"conditionVersion": "2.0"}, "go together"),
+        ({"roleRef": {"name": "custom"}}, "exactly one of role"),
     ],
 )
 def test_invalid_specs_name_the_field(overrides: dict[str, Any], field: str) -> None:

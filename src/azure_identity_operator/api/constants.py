@@ -28,6 +28,7 @@ FEDERATED_IDENTITY_CREDENTIAL = Kind("FederatedIdentityCredential", "federatedid
 ROLE_ASSIGNMENT = Kind("RoleAssignment", "roleassignments", "ra")
 SYSTEM_ASSIGNED_IDENTITY = Kind("SystemAssignedIdentity", "systemassignedidentities", "sai")
 WORKLOAD_IDENTITY = Kind("WorkloadIdentity", "workloadidentities", "wi")
+ROLE_DEFINITION = Kind("RoleDefinition", "roledefinitions", "rd")
 ACCESS_POLICY = Kind("IdentityAccessPolicy", "identityaccesspolicies", "iap")
 """Cluster-scoped: what the namespaces it selects may ask of Azure (`reconcilers.access`)."""
 

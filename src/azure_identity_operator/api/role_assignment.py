@@ -53,10 +53,17 @@ class PrincipalSpec(ApiModel):
     principal_type: PrincipalType | None = None
 
 
+class RoleRef(ApiModel):
+    kind: Literal["RoleDefinition"] = "RoleDefinition"
+    name: str
+
+
 class RoleAssignmentSpec(ApiModel):
     principal: PrincipalSpec
     role: str | None = None
     role_definition_id: str | None = None
+    role_ref: RoleRef | None = None
+    """A RoleDefinition (custom role) of this namespace."""
     scope: str
     description: str | None = None
     condition: str | None = None
@@ -121,8 +128,11 @@ def parse_spec(raw: Mapping[str, Any] | None) -> RoleAssignmentSpec:
             f"spec.scope {spec.scope!r} is not an ARM ID; write a subscription, resource group or resource "
             "ID such as /subscriptions/<id>/resourceGroups/<name>"
         )
-    if spec.condition_version is not None and spec.condition is None:
-        raise InvalidSpec("spec.conditionVersion is set without spec.condition; set both or neither")
+    if (spec.condition_version is None) != (spec.condition is None):
+        raise InvalidSpec(
+            "spec.condition and spec.conditionVersion go together: set both (conditionVersion '2.0') or "
+            "neither"
+        )
     if spec.condition_version is not None and spec.condition_version != DEFAULT_CONDITION_VERSION:
         raise InvalidSpec(f"spec.conditionVersion must be {DEFAULT_CONDITION_VERSION!r}")
     return spec
@@ -156,8 +166,11 @@ def _check_principal(principal: PrincipalSpec) -> None:
 
 
 def _check_role(spec: RoleAssignmentSpec) -> None:
-    if (spec.role is None) == (spec.role_definition_id is None):
-        raise InvalidSpec("spec: set exactly one of role (a role name such as 'Reader') or roleDefinitionId")
+    if [spec.role, spec.role_definition_id, spec.role_ref].count(None) != 2:
+        raise InvalidSpec(
+            "spec: set exactly one of role (a role name such as 'Reader'), roleDefinitionId, or roleRef (a "
+            "RoleDefinition of this namespace)"
+        )
     if spec.role is not None and not spec.role.strip():
         raise InvalidSpec("spec.role is empty; write a role name such as 'Key Vault Secrets User'")
     if spec.role_definition_id is not None:

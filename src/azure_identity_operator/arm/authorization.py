@@ -35,6 +35,14 @@ def existing_role_assignment_name(error: ArmError) -> str | None:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Permission:
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RoleDefinition:
     id: str
     """`/subscriptions/<id>/providers/Microsoft.Authorization/roleDefinitions/<guid>`."""
@@ -42,6 +50,8 @@ class RoleDefinition:
     role_type: str
     """`BuiltInRole` or `CustomRole`."""
     assignable_scopes: tuple[str, ...] = ()
+    description: str = ""
+    permissions: tuple[Permission, ...] = ()
 
     @property
     def guid(self) -> str:
@@ -104,3 +114,17 @@ class AuthorizationPort(Protocol):
     ) -> RoleAssignment: ...
 
     async def delete_role_assignment(self, scope: str, name: str) -> None: ...
+
+    async def get_custom_role(self, scope: str, guid: str) -> RoleDefinition | None:
+        """The role definition named `guid`, read at `scope`; `None` when there is none."""
+        ...
+
+    async def put_custom_role(self, scope: str, guid: str, definition: RoleDefinition) -> RoleDefinition:
+        """Create or update (in place) the custom role named `guid` at `scope`."""
+        ...
+
+    async def delete_custom_role(self, scope: str, guid: str) -> None: ...
+
+    async def count_custom_roles(self, scope: str) -> int:
+        """How many custom roles are visible at `scope` (the tenant's limit counts all of them)."""
+        ...

@@ -155,6 +155,9 @@ class KindRuntime:
     hooks: flow.Hooks[Any]
     provides_principal: bool = False
     """Whether objects of this kind are identities dependants reference."""
+    wakes: str | None = None
+    """A Ready reason of other objects that wait for one of this kind (`WaitingForRoleDefinition`): when an
+    object of this kind turns Ready, the objects of its namespace showing that reason run again."""
 
 
 def _resource_version(body: Mapping[str, Any]) -> int | None:
@@ -1044,8 +1047,15 @@ class Controller:
                 ),
             )
         for change in result.changes:
-            logger.info("%s: %s", change.reason, change.message)
-            await self._event(key, tracked, "Normal", change.reason, change.message)
+            (logger.warning if change.warning else logger.info)("%s: %s", change.reason, change.message)
+            await self._event(
+                key, tracked, "Warning" if change.warning else "Normal", change.reason, change.message
+            )
+        runtime = self._kinds[key[0]]
+        if runtime.wakes is not None and result.ready and report.ready_transition(previous, current):
+            for other, other_tracked in list(self._objects.items()):
+                if other[1] == key[1] and _ready_reason(other_tracked.body["status"]) == runtime.wakes:
+                    self._enqueue(other, USER)
         if report.ready_transition(previous, current):
             warning = result.needs_user_action or result.reason == reasons.OPERATOR_ERROR
             log = logger.warning if warning else logger.info

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from azure_identity_operator.handlers.context import OperatorContext
 from azure_identity_operator.handlers.controller import KindRuntime
+from azure_identity_operator.observability import metrics
 from azure_identity_operator.reconcilers.federated_identity_credentials import (
     FederatedIdentityCredentialHooks,
 )
 from azure_identity_operator.reconcilers.role_assignments import RoleAssignmentHooks
+from azure_identity_operator.reconcilers.role_definitions import RoleDefinitionHooks
 from azure_identity_operator.reconcilers.system_assigned_identities import SystemAssignedIdentityHooks
 from azure_identity_operator.reconcilers.user_assigned_identities import UserAssignedIdentityHooks
 from azure_identity_operator.reconcilers.workload_identities import WorkloadIdentityHooks
+from azure_identity_operator.status import reasons
 
 
 def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
     settings = context.settings
+    role_assignments = RoleAssignmentHooks(
+        context.authorization, cluster=context.cluster, assignment_limit=settings.role_assignment_limit
+    )
+    # The count per subscription the assignments keep, served as a metric next to the limit.
+    metrics.OPERATOR.role_assignment_counts.counts = role_assignments.assignment_counts
+    metrics.OPERATOR.role_assignment_counts.limit = settings.role_assignment_limit
     return (
         KindRuntime(
             UserAssignedIdentityHooks(
@@ -36,6 +45,12 @@ def build(context: OperatorContext) -> tuple[KindRuntime, ...]:
         KindRuntime(
             FederatedIdentityCredentialHooks(context.identities, context.kube, issuer=context.cluster_issuer)
         ),
-        KindRuntime(RoleAssignmentHooks(context.authorization, cluster=context.cluster)),
+        KindRuntime(
+            RoleDefinitionHooks(
+                context.authorization, cluster=context.cluster, custom_role_limit=settings.custom_role_limit
+            ),
+            wakes=reasons.WAITING_FOR_ROLE_DEFINITION,
+        ),
+        KindRuntime(role_assignments),
         KindRuntime(WorkloadIdentityHooks(context.owned, context.kube)),
     )

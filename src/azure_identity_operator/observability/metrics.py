@@ -83,6 +83,32 @@ class ReadyStates(Collector):
         yield family
 
 
+class RoleAssignmentCounts(Collector):
+    """Role assignments per subscription as the operator last counted them (its drift check lists them
+    all), next to the limit Azure enforces: alert before a subscription runs out."""
+
+    def __init__(self) -> None:
+        self.counts: Mapping[str, int] = {}
+        self.limit = 0
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            f"{PREFIX}_role_assignments",
+            "Role assignments in a subscription (all of them, not only the operator's), as last listed.",
+            labels=["subscription"],
+        )
+        for subscription, count in sorted(self.counts.items()):
+            family.add_metric([subscription], count)
+        yield family
+        limit = GaugeMetricFamily(
+            f"{PREFIX}_role_assignment_limit",
+            "Role assignments Azure allows per subscription, as configured "
+            "(IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT).",
+        )
+        limit.add_metric([], self.limit)
+        yield limit
+
+
 def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str]:
     """(`True`|`False`|`Unknown`, reason) of the Ready condition in a status, `("Unknown", "")` if none."""
     conditions: Iterable[Any] = (status or {}).get("conditions") or ()
@@ -147,6 +173,8 @@ class OperatorMetrics:
         )
         self.ready_states = ReadyStates()
         self.registry.register(self.ready_states)
+        self.role_assignment_counts = RoleAssignmentCounts()
+        self.registry.register(self.role_assignment_counts)
         self.build_info = Gauge(
             f"{PREFIX}_build_info",
             "Always 1; the labels say which version of the operator runs.",

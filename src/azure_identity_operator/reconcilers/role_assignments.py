@@ -24,6 +24,7 @@ from typing import Any
 
 from azure_identity_operator.api import constants
 from azure_identity_operator.api import role_assignment as api
+from azure_identity_operator.api import role_definition as role_definition_api
 from azure_identity_operator.api.references import PrincipalSnapshot
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.authorization import (
@@ -185,9 +186,28 @@ def _resolve_principal(
 
 
 async def _resolve_role(
-    spec: api.RoleAssignmentSpec, scope: ids.ResourceId, roles: RoleResolver
+    spec: api.RoleAssignmentSpec, scope: ids.ResourceId, roles: RoleResolver, custom: str | None = None
 ) -> RoleDefinition:
+    """The role the spec names, as Azure resolves it; `custom` is the ID of the custom role `roleRef`
+    names (derived from its object's name, never read from a status)."""
     scope_text = str(scope)
+    if spec.role_ref is not None:
+        assert custom is not None
+        try:
+            definition = await roles.by_id(custom, scope.subscription_id)
+        except errors.ArmError as error:
+            raise _NeedsAttention(
+                errors.outcome_for(error, action=f"reading custom role {custom}"), error
+            ) from None
+        if definition is None:
+            raise _NeedsAttention(
+                outcome.not_ready(
+                    reasons.WAITING_FOR_ROLE_DEFINITION,
+                    f"waiting for RoleDefinition {spec.role_ref.name!r} to be created in Azure ({custom})",
+                    retry_after=ROLE_DEFINITION_RETRY_SECONDS,
+                )
+            )
+        return definition
     if spec.role is not None:
         action = f"resolving role {spec.role!r} at {scope_text}"
         try:
@@ -318,6 +338,7 @@ async def _ensure_assignment(
     obj: flow.ObjectState,
     owner: ownership.Owner,
     now: float,
+    before_create: Callable[[], Awaitable[tuple[outcome.Change, ...]]] | None = None,
 ) -> tuple[RoleAssignment, bool, tuple[outcome.Change, ...]]:
     """The assignment granting `desired`, created or repaired as needed; whether it was adopted; and the
     changes made. `desired.description` is the spec's text; what is written ends with the marker."""
@@ -343,12 +364,13 @@ async def _ensure_assignment(
                 )
             current = found
     if current is None:
+        warnings = await before_create() if before_create is not None else ()
         try:
             created = await port.create_role_assignment(name, _described(desired, None, owner.value))
             return (
                 created,
                 False,
-                (outcome.Change(reason=outcome.CREATED, message=f"created {where.format(name)}"),),
+                (outcome.Change(reason=outcome.CREATED, message=f"created {where.format(name)}"), *warnings),
             )
         except errors.ArmError as error:
             if error.code == "PrincipalNotFound":
@@ -447,6 +469,14 @@ def _owned_elsewhere(assignment: RoleAssignment, marker: str, owner: ownership.O
     )
 
 
+DEFAULT_ASSIGNMENT_LIMIT = 4000
+"""Role assignments per subscription, as Azure's troubleshooting page states it."""
+ROLE_DEFINITION_RETRY_SECONDS = 10.0
+"""While the custom role a RoleDefinition makes is not in Azure yet (its Ready also wakes the waiters)."""
+LIMIT_WARNING_SHARE = 0.9
+"""A Warning Event when a new assignment takes the subscription's count past this share of the limit."""
+
+
 class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
     """`RoleAssignment` in the one flow; see the module docstring."""
 
@@ -462,6 +492,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         deletion_grace: float = DELETION_GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
         cluster: ClusterIdentity | None = None,
+        assignment_limit: int = DEFAULT_ASSIGNMENT_LIMIT,
     ) -> None:
         self._port = port
         self._roles = roles or RoleResolver(port)
@@ -469,6 +500,71 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         self._clock = clock
         self._cluster = cluster or ClusterIdentity()
         """Read at each pass: the cluster ID may be discovered after the hooks are built."""
+        self._limit = assignment_limit
+        self.assignment_counts: dict[str, int] = {}
+        """Subscription → role assignments Azure listed at the last drift check, plus those made since."""
+
+    def _custom_role(
+        self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec, scope: ids.ResourceId
+    ) -> str | None:
+        """The ID of the custom role `roleRef` names: derived from the RoleDefinition's name, once that
+        object exists and is Ready."""
+        if spec.role_ref is None:
+            return None
+        name = spec.role_ref.name
+        found = obj.sibling(constants.ROLE_DEFINITION.kind, name)
+        if found is None:
+            raise _NeedsAttention(
+                outcome.not_ready(
+                    reasons.REFERENCE_NOT_FOUND,
+                    f"RoleDefinition {name!r} does not exist in namespace {obj.namespace!r}; create it or "
+                    "correct spec.roleRef.name (this assignment follows as soon as it is Ready)",
+                )
+            )
+        if found.deleting or found.ready != "True":
+            raise _NeedsAttention(
+                outcome.not_ready(
+                    reasons.WAITING_FOR_ROLE_DEFINITION,
+                    f"waiting for RoleDefinition {name!r} to be Ready",
+                )
+            )
+        return self._custom_role_id(obj, spec, scope)
+
+    def _custom_role_id(
+        self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec, scope: ids.ResourceId
+    ) -> str | None:
+        if spec.role_ref is None:
+            return None
+        guid = role_definition_api.role_definition_guid(
+            self._cluster.value, obj.namespace, spec.role_ref.name
+        )
+        return api.role_definition_id(scope.subscription_id, guid)
+
+    async def _within_limit(self, subscription_id: str) -> tuple[outcome.Change, ...]:
+        """Refuse a new assignment past the subscription's limit (before Azure does); warn near it."""
+        key = subscription_id.lower()
+        if key not in self.assignment_counts:
+            self.assignment_counts[key] = len(await self._port.list_role_assignments(subscription_id))
+        count = self.assignment_counts[key]
+        if count >= self._limit:
+            raise _NeedsAttention(
+                outcome.not_ready(
+                    reasons.ROLE_ASSIGNMENT_LIMIT_EXCEEDED,
+                    f"subscription {subscription_id} holds {count} role assignments, the most Azure allows "
+                    f"(IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT={self._limit}): remove unused ones, or grant "
+                    "to a group instead of to each identity",
+                )
+            )
+        if count + 1 >= LIMIT_WARNING_SHARE * self._limit:
+            return (
+                outcome.Change(
+                    reason="RoleAssignmentLimitNear",
+                    message=f"subscription {subscription_id} now holds {count + 1} of the {self._limit} role "
+                    "assignments Azure allows",
+                    warning=True,
+                ),
+            )
+        return ()
 
     def parse(self, obj: flow.ObjectState) -> api.RoleAssignmentSpec:
         spec = api.parse_spec(obj.spec)
@@ -513,7 +609,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
     async def _ensure(self, obj: flow.ObjectState, spec: api.RoleAssignmentSpec) -> outcome.Outcome:
         scope = ids.parse_resource_id(spec.normalized_scope)
         principal = _resolve_principal(spec, obj.identity, obj.namespace)
-        role = await _resolve_role(spec, scope, self._roles)
+        role = await _resolve_role(spec, scope, self._roles, self._custom_role(obj, spec, scope))
         desired = _desired(spec, scope, role, principal)
         # The access policies judge the grant once the role is known by both name and ID.
         denial = obj.policy([_grant_request(spec, role, desired)])
@@ -537,9 +633,13 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
                 obj=obj,
                 owner=owner,
                 now=self._clock(),
+                before_create=lambda: self._within_limit(scope.subscription_id),
             )
         except errors.ArmError as error:
             raise _NeedsAttention(_assignment_failed(error, action=action, scope=desired.scope)) from None
+        if any(change.reason == outcome.CREATED for change in changes):
+            key = scope.subscription_id.lower()
+            self.assignment_counts[key] = self.assignment_counts.get(key, 0) + 1
 
         # Replacement: the grant changed, so the assignment recorded before is no longer what the spec asks.
         if recorded.name and recorded.scope and not (recorded.id and ids.same_id(recorded.id, current.id)):
@@ -602,7 +702,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
                 spec = self.parse(obj)
                 scope = ids.parse_resource_id(spec.normalized_scope)
                 principal = _resolve_principal(spec, obj.identity, obj.namespace)
-                role = await _resolve_role(spec, scope, self._roles)
+                role = await _resolve_role(spec, scope, self._roles, self._custom_role(obj, spec, scope))
             except (api.InvalidSpec, _NeedsAttention) as problem:
                 verdicts[flow.object_key(obj)] = flow.Verdict(drifted=True, why=str(problem))
                 continue
@@ -619,6 +719,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             except errors.ArmError as error:
                 verdicts.update({flow.object_key(obj): flow.unlisted(error) for obj, _ in members})
                 continue
+            self.assignment_counts[subscription_id] = len(listed)
             by_name = {assignment.name.lower(): assignment for assignment in listed}
             for obj, desired in members:
                 verdicts[flow.object_key(obj)] = _verdict(
@@ -743,9 +844,9 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
         assignment the status records if Azure confirms it is this object's."""
         scope = ids.parse_resource_id(spec.normalized_scope)
         try:
-            role = await _resolve_role(spec, scope, self._roles)
+            role = await _resolve_role(spec, scope, self._roles, self._custom_role_id(obj, spec, scope))
         except _NeedsAttention as stop:
-            if stop.result.reason == reasons.ROLE_NOT_FOUND or (
+            if stop.result.reason in (reasons.ROLE_NOT_FOUND, reasons.WAITING_FOR_ROLE_DEFINITION) or (
                 stop.error is not None and stop.error.is_gone
             ):
                 return []  # no such role, or the scope is gone: nothing is granted there

@@ -22,6 +22,8 @@ class Change:
     """CamelCase, e.g. `Created`, `DriftRepaired`, `Recreated`, `Replaced`, `Deleted`."""
     message: str
     """What changed, naming the Azure resource."""
+    warning: bool = False
+    """A change a person should look at (a Warning Event), e.g. a subscription nearing a limit."""
 
 
 CREATED = "Created"

@@ -17,6 +17,8 @@ QUEUED = "Queued"
 how long. Not an error."""
 WAITING_FOR_IDENTITY = "WaitingForIdentity"
 """The referenced identity is missing or not Ready yet; reconciling resumes as soon as it is."""
+WAITING_FOR_ROLE_DEFINITION = "WaitingForRoleDefinition"
+"""The RoleDefinition `roleRef` names is not Ready (or not in Azure) yet; resumes as soon as it is."""
 WAITING_FOR_PRINCIPAL = "WaitingForPrincipal"
 """Azure does not know the principal yet (directory replication); retried with backoff."""
 THROTTLED = "Throttled"
@@ -64,6 +66,11 @@ neither adopts, changes nor deletes it; the message names the owner."""
 POLICY_DENIED = "PolicyDenied"
 """An IdentityAccessPolicy (or the restricted default) forbids what the spec asks; nothing is written to
 Azure. The message names the policy and the rule."""
+ROLE_ASSIGNMENT_LIMIT_EXCEEDED = "RoleAssignmentLimitExceeded"
+"""The subscription holds as many role assignments as Azure allows (IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT):
+remove unused ones, or grant to groups instead of each identity."""
+ROLE_DEFINITION_LIMIT_EXCEEDED = "RoleDefinitionLimitExceeded"
+"""The tenant holds as many custom roles as Azure allows (IDENTITY_OPERATOR_CUSTOM_ROLE_LIMIT)."""
 CREDENTIAL_LIMIT_REACHED = "CredentialLimitReached"
 """The identity already has the most federated credentials Azure allows (20); remove one to make room."""
 UNSUPPORTED_RESOURCE = "UnsupportedResource"
@@ -80,6 +87,7 @@ PROGRESSING = frozenset(
         QUEUED,
         WAITING_FOR_IDENTITY,
         WAITING_FOR_PRINCIPAL,
+        WAITING_FOR_ROLE_DEFINITION,
         THROTTLED,
         AZURE_ERROR,
         DELETING,

@@ -14,6 +14,7 @@ from azure.mgmt.authorization.v2022_04_01 import models
 
 from azure_identity_operator.arm import ids
 from azure_identity_operator.arm.authorization import (
+    Permission,
     RoleAssignment,
     RoleAssignmentProperties,
     RoleDefinition,
@@ -99,6 +100,45 @@ class SdkAuthorizationPort:
         async with translated_errors():
             await self._client(scope).role_assignments.delete(scope, name)
 
+    async def get_custom_role(self, scope: str, guid: str) -> RoleDefinition | None:
+        try:
+            async with translated_errors():
+                found = await self._client(scope).role_definitions.get(scope, guid)
+        except ArmError as error:
+            if error.status == 404 and error.code in _ROLE_DEFINITION_ABSENT:
+                return None
+            raise
+        return _role_definition(found)
+
+    async def put_custom_role(self, scope: str, guid: str, definition: RoleDefinition) -> RoleDefinition:
+        body = models.RoleDefinition(
+            role_name=definition.role_name,
+            description=definition.description,
+            role_type="CustomRole",
+            permissions=[
+                models.Permission(
+                    actions=list(p.actions),
+                    not_actions=list(p.not_actions),
+                    data_actions=list(p.data_actions),
+                    not_data_actions=list(p.not_data_actions),
+                )
+                for p in definition.permissions
+            ],
+            assignable_scopes=list(definition.assignable_scopes),
+        )
+        async with translated_errors():
+            written = await self._client(scope).role_definitions.create_or_update(scope, guid, body)
+        return _role_definition(written)
+
+    async def delete_custom_role(self, scope: str, guid: str) -> None:
+        async with translated_errors():
+            await self._client(scope).role_definitions.delete(scope, guid)
+
+    async def count_custom_roles(self, scope: str) -> int:
+        async with translated_errors():
+            pages = self._client(scope).role_definitions.list(scope, filter="type eq 'CustomRole'")
+            return sum([1 async for _ in pages])
+
 
 def _subscription_of(scope: str) -> str | None:
     segments = [segment for segment in scope.split("/") if segment]
@@ -113,6 +153,16 @@ def _role_definition(resource: Any) -> RoleDefinition:
         role_name=resource.role_name or "",
         role_type=resource.role_type or "",
         assignable_scopes=tuple(resource.assignable_scopes or ()),
+        description=resource.description or "",
+        permissions=tuple(
+            Permission(
+                actions=tuple(p.actions or ()),
+                not_actions=tuple(p.not_actions or ()),
+                data_actions=tuple(p.data_actions or ()),
+                not_data_actions=tuple(p.not_data_actions or ()),
+            )
+            for p in resource.permissions or ()
+        ),
     )
 
 

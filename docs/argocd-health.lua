@@ -17,6 +17,7 @@ local transient = {
   Queued = true,
   WaitingForIdentity = true,
   WaitingForPrincipal = true,
+  WaitingForRoleDefinition = true,
   Throttled = true,
   AzureError = true,
   Deleting = true,

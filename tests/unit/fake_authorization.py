@@ -35,6 +35,7 @@ def role_id(guid: str, subscription: str = SUBSCRIPTION) -> str:
 class FakeAuthorization:
     def __init__(self) -> None:
         self.custom_roles: dict[str, str] = {}  # role name -> guid
+        self.definitions: dict[str, RoleDefinition] = {}  # custom roles written through the port, by guid
         self.assignments: dict[str, RoleAssignment] = {}  # by lower-cased id
         self.known_principals: set[str] = set()
         self.missing_scopes: set[str] = set()  # lower-cased scopes that 404
@@ -51,7 +52,12 @@ class FakeAuthorization:
 
     @property
     def writes(self) -> int:
-        return self.calls["create_role_assignment"] + self.calls["delete_role_assignment"]
+        return (
+            self.calls["create_role_assignment"]
+            + self.calls["delete_role_assignment"]
+            + self.calls["put_custom_role"]
+            + self.calls["delete_custom_role"]
+        )
 
     def reset_counts(self) -> None:
         self.calls.clear()
@@ -163,6 +169,45 @@ class FakeAuthorization:
         assignment = RoleAssignment(id=_assignment_id(properties.scope, name), name=name, properties=stored)
         self.assignments[key] = assignment
         return assignment
+
+    async def get_custom_role(self, scope: str, guid: str) -> RoleDefinition | None:
+        self._enter("get_custom_role", scope)
+        return self.definitions.get(guid.lower())
+
+    async def put_custom_role(self, scope: str, guid: str, definition: RoleDefinition) -> RoleDefinition:
+        self._enter("put_custom_role", scope, write=True)
+        for other_guid, other in self.definitions.items():
+            if other_guid != guid.lower() and other.role_name.lower() == definition.role_name.lower():
+                raise ArmError(
+                    status=409,
+                    code="RoleDefinitionWithSameNameExists",
+                    message=f"A custom role with the same name '{definition.role_name}' already exists.",
+                )
+        stored = dataclasses.replace(definition, id=role_id(guid), role_type="CustomRole")
+        self.definitions[guid.lower()] = stored
+        self.custom_roles[definition.role_name] = guid.lower()
+        return stored
+
+    async def delete_custom_role(self, scope: str, guid: str) -> None:
+        self._enter("delete_custom_role", scope, write=True)
+        found = self.definitions.get(guid.lower())
+        if found is None:
+            return
+        if any(
+            ids.role_definition_guid(a.properties.role_definition_id) == guid.lower()
+            for a in self.assignments.values()
+        ):
+            raise ArmError(
+                status=400,
+                code="RoleDefinitionHasAssignments",
+                message="There are existing role assignments referencing role.",
+            )
+        del self.definitions[guid.lower()]
+        self.custom_roles.pop(found.role_name, None)
+
+    async def count_custom_roles(self, scope: str) -> int:
+        self._enter("count_custom_roles", scope)
+        return len(self.custom_roles)
 
     async def delete_role_assignment(self, scope: str, name: str) -> None:
         self._enter("delete_role_assignment", scope, write=True)

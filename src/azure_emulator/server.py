@@ -104,6 +104,10 @@ class Server:
         knobs.count(request.method, path)
         delay = knobs.latency_for(request.method, path)
         if delay > 0:
+            # A slow server has the whole request before it is slow: a client gone meanwhile does not
+            # undo a write (what a crash between an Azure write and its bookkeeping looks like).
+            if request.can_read_body:
+                await request.read()
             await asyncio.sleep(delay)
         fault = knobs.take_fault(request.method, path)
         if fault is not None:

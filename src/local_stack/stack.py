@@ -51,6 +51,7 @@ DEFAULT_EXAMPLES = (
     "user-assigned-identity.yaml",
     "federated-identity-credential.yaml",
     "role-assignment.yaml",
+    "custom-role.yaml",
     "system-assigned-identity.yaml",
     "system-assigned-and-attached-identities.yaml",
     "workload-identity.yaml",

@@ -115,6 +115,7 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
             "RoleAssignment",
             "SystemAssignedIdentity",
             "WorkloadIdentity",
+            "RoleDefinition",
         }
         # The WorkloadIdentity's parts are listed too, Ready.
         for kind in ("UserAssignedIdentity", "FederatedIdentityCredential"):
@@ -179,6 +180,14 @@ def test_make_run_serves_ready_examples_until_interrupted(tmp_path: Path) -> Non
             (a["scope"].lower(), a["principal_id"], a["role_definition_id"].rsplit("/", 1)[1])
             for a in world["role_assignments"]
         }
+        # The conditional example: its condition, as Azure holds it.
+        conditional = next(
+            a
+            for a in world["role_assignments"]
+            if a["name"] == statuses["RoleAssignment", "batch-vm-reports"]["name"]
+        )
+        assert "StringEquals 'reports'" in conditional["condition"]
+        assert conditional["condition_version"] == "2.0"
         for (kind, name), status in statuses.items():
             if kind == "RoleAssignment":
                 grant = (

@@ -121,3 +121,42 @@ def test_existing_grants_a_new_policy_forbids_are_removed_when_so_configured(
         eventually(removed, timeout=30, what="the forbidden assignment to be removed from Azure")
     finally:
         ops_kube.kubectl("delete", "identityaccesspolicy", f"readers-only-{label}")
+
+
+def test_the_role_assignment_limit_is_said_before_azure_refuses(
+    start_operator: StartOperator,
+    azure_emulator: AzureEmulatorInfo,
+    ops_kube: KubeEmulatorInfo,
+    ops_namespace: str,
+    resource_group: str,
+    authorization_client: AuthorizationManagementClient,
+) -> None:
+    """With the limit two above what the subscription holds: the first new assignment warns that the
+    subscription nears it, the second reaches it, the third is refused without asking Azure."""
+    existing = len(list(authorization_client.role_assignments.list_for_subscription()))
+    limit = existing + 2
+    operator = start_operator(
+        "assignment-limit",
+        env=operator_base_env(azure_emulator, ops_kube, IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT=str(limit)),
+        args=["-n", ops_namespace],
+    )
+    operator.wait_ready()
+    identity = declare_identity(ops_kube, ops_namespace, resource_group)
+    wait_ready(ops_kube, ops_namespace, identity)
+    scope = f"/subscriptions/{azure_emulator.subscription_id}/resourceGroups/{resource_group}"
+    for name, role in (("first", "Reader"), ("second", "Contributor")):
+        grant(ops_kube, ops_namespace, name, identity, scope, role)
+        ops_kube.kubectl("wait", "-n", ops_namespace, "--for=condition=Ready", "--timeout=30s", f"ra/{name}")
+    events = json.loads(ops_kube.kubectl("get", "events", "-n", ops_namespace, "-o", "json").stdout)["items"]
+    near = [e for e in events if e["reason"] == "RoleAssignmentLimitNear"]
+    assert near
+    assert all(e["type"] == "Warning" for e in near)
+    assert operator.metric(
+        "azure_identity_operator_role_assignments", {"subscription": azure_emulator.subscription_id}
+    ) == float(limit)
+
+    azure_emulator.reset_counts()
+    grant(ops_kube, ops_namespace, "third", identity, scope, "Key Vault Secrets User")
+    refused = reason_becomes(ops_kube, ops_namespace, "ra/third", "RoleAssignmentLimitExceeded")
+    assert f"IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT={limit}" in refused["message"]
+    assert azure_emulator.arm_write_count("roleAssignments") == 0

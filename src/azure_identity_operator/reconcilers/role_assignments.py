@@ -719,7 +719,7 @@ class RoleAssignmentHooks(flow.BaseHooks[api.RoleAssignmentSpec]):
             except errors.ArmError as error:
                 verdicts.update({flow.object_key(obj): flow.unlisted(error) for obj, _ in members})
                 continue
-            self.assignment_counts[subscription_id] = len(listed)
+            self.assignment_counts[subscription_id.lower()] = len(listed)
             by_name = {assignment.name.lower(): assignment for assignment in listed}
             for obj, desired in members:
                 verdicts[flow.object_key(obj)] = _verdict(
@@ -932,6 +932,13 @@ def _desired(
 def _assignment_failed(error: errors.ArmError, *, action: str, scope: str) -> outcome.Outcome:
     """The outcome of a failed call about `scope`, with the fix spelled out where the table's is generic."""
     failed = errors.outcome_for(error, action=action)
+    if error.code == "RoleAssignmentLimitExceeded":
+        return outcome.not_ready(
+            reasons.ROLE_ASSIGNMENT_LIMIT_EXCEEDED,
+            f"{failed.message}. The subscription holds as many role assignments as Azure allows: remove "
+            "unused ones, or grant to a group instead of to each identity (and set "
+            "IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT to Azure's limit so the operator says so first)",
+        )
     if error.status == 404:
         return dataclasses.replace(
             failed,

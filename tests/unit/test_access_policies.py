@@ -211,3 +211,20 @@ def test_the_book_says_which_namespaces_a_change_concerns() -> None:
     assert book.knows("unseen")  # with no policy in force, labels do not matter
     book.set_policy("all", {"namespaceSelector": {}})
     assert not book.knows("unseen")
+
+
+def test_custom_roles_are_judged_as_the_grants_they_make_possible() -> None:
+    team = policy(
+        scopes={"allow": [f"/subscriptions/{SUB}/resourceGroups/team-a-*"]}, roles={"allow": ["Reader"]}
+    )
+    inside = access.DefineRole(role_name="Vault Reader", scope=TEAM_A, privileged=False)
+    assert check([team], inside) is None
+    outside = check([team], access.DefineRole(role_name="Vault Reader", scope=OTHER, privileged=False))
+    assert outside is not None
+    assert outside.rule == "spec.scopes"
+    # A role that reaches role assignments is as privileged as Owner: only a policy listing it allows it.
+    escalating = access.DefineRole(role_name="Grant Anything", scope=TEAM_A, privileged=True)
+    assert check([team], escalating) is not None
+    assert check([policy(roles={"allow": ["Grant Anything"]})], escalating) is None
+    assert check([], escalating, restricted=True) is not None
+    assert check([], escalating, restricted=False) is None  # permissive: as before policies existed

@@ -12,7 +12,7 @@ from typing import Any
 from azure_identity_operator.api import constants
 from azure_identity_operator.api import role_definition as api
 from azure_identity_operator.arm.authorization import RoleAssignmentProperties
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import access, flow
 from azure_identity_operator.reconcilers.kube_port import ClusterIdentity
 from azure_identity_operator.reconcilers.role_assignments import RoleAssignmentHooks
 from azure_identity_operator.reconcilers.role_definitions import RoleDefinitionHooks
@@ -192,3 +192,20 @@ def test_a_role_assignment_names_it_with_role_ref_and_waits_for_it() -> None:
     guid = api.role_definition_guid("east", "team", "billing-reader")
     assert granted.observed["roleDefinitionId"].endswith(guid)
     assert granted.observed["roleName"] == "Billing Secrets Reader"
+
+
+def test_a_custom_role_reaching_role_assignments_is_privileged_for_the_policies() -> None:
+    hooks = RoleDefinitionHooks(FakeAuthorization(), cluster=CLUSTER)
+
+    def privileged(*actions: str) -> bool:
+        raw = spec(permissions=[{"actions": list(actions)}])
+        [request] = hooks.requests(state(raw), hooks.parse(state(raw)))
+        assert isinstance(request, access.DefineRole)
+        return request.privileged
+
+    assert privileged("*")
+    assert privileged("Microsoft.Authorization/roleAssignments/write")
+    assert privileged("Microsoft.Authorization/*")
+    assert privileged("*/write")
+    assert not privileged("*/read")
+    assert not privileged("Microsoft.KeyVault/vaults/read")

@@ -72,6 +72,17 @@ class UseResource:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DefineRole:
+    """A custom role, assignable at `scope` (one request per assignable scope)."""
+
+    role_name: str
+    scope: str
+    privileged: bool
+    """Whether its actions reach role assignments or everything (`*`, `Microsoft.Authorization/*`...):
+    holding it would let the grantee grant further, as the privileged built-in roles do."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Trust:
     issuer: str
     subject: str
@@ -79,7 +90,7 @@ class Trust:
     """Whether the subject is a ServiceAccount of the object's namespace, through the cluster's issuer."""
 
 
-Request = Grant | NewIdentity | UseResource | Trust
+Request = Grant | NewIdentity | UseResource | DefineRole | Trust
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -158,6 +169,8 @@ class Policy:
             return self._new_identity(request)
         if isinstance(request, UseResource):
             return self._resource(request)
+        if isinstance(request, DefineRole):
+            return self._define(request)
         return self._trust(request)
 
     def _deny(self, rule: str, message: str) -> Denial:
@@ -197,6 +210,35 @@ class Policy:
                     f"principal {request.principal_id} is not an identity of this namespace nor one the "
                     "policy lists; grant to an identity declared here, or have it listed",
                 )
+        return None
+
+    def _define(self, request: DefineRole) -> Denial | None:
+        """A custom role is judged as the grants it makes possible: assignable only where the namespace
+        may grant, and named as a role it may grant when `roles.allow` lists names."""
+        grant = Grant(
+            role_name=request.role_name,
+            role_id=None,
+            scope=request.scope,
+            principal_id=None,
+            own_identity=True,
+        )
+        roles = self.spec.roles
+        if roles is not None and any(_role_matches(entry, grant) for entry in roles.deny):
+            return self._deny("spec.roles.deny", f"custom role {request.role_name!r} may not be defined")
+        scopes = self.spec.scopes
+        outside = scopes is not None and (
+            any(_id_matches(entry, request.scope) for entry in scopes.deny)
+            or (
+                scopes.allow is not None
+                and not any(_id_matches(entry, request.scope) for entry in scopes.allow)
+            )
+        )
+        if outside:
+            return self._deny(
+                "spec.scopes",
+                f"custom role {request.role_name!r} would be assignable at {request.scope}, where this "
+                "namespace may not grant",
+            )
         return None
 
     def _new_identity(self, request: NewIdentity) -> Denial | None:
@@ -289,9 +331,23 @@ class Policy:
 # -- every policy ------------------------------------------------------------------------------------------
 
 
+def _privileged_definition(request: Request) -> Denial | None:
+    """A custom role that reaches role assignments is as privileged as Owner: under the restricted default,
+    or where policies govern the namespace, it is not defined unless a policy lists its name in
+    `roles.allow`."""
+    if isinstance(request, DefineRole) and request.privileged:
+        return Denial(
+            policy=RESTRICTED_DEFAULT,
+            rule="custom roles",
+            message=f"custom role {request.role_name!r} includes actions on role assignments or '*': its "
+            "holders could grant any role; define it outside the cluster",
+        )
+    return None
+
+
 def _restricted(request: Request) -> Denial | None:
     if not isinstance(request, Grant):
-        return None
+        return _privileged_definition(request)
     name = (request.role_name or "").strip().lower()
     role_id = (request.role_id or "").lower()
     if name in PRIVILEGED_ROLES or role_id in PRIVILEGED_ROLES.values():
@@ -324,6 +380,18 @@ def evaluate(
             denial = policy.check(request)
             if denial is not None:
                 return denial
+        if isinstance(request, DefineRole) and request.privileged:
+            listed = any(
+                policy.spec.roles is not None
+                and policy.spec.roles.allow is not None
+                and any(
+                    entry.strip().lower() == request.role_name.strip().lower()
+                    for entry in policy.spec.roles.allow
+                )
+                for policy in selecting
+            )
+            if not listed:
+                return _privileged_definition(request)
     return None
 
 

@@ -14,7 +14,7 @@ from azure_identity_operator.api import constants
 from azure_identity_operator.api import role_definition as api
 from azure_identity_operator.arm import errors, ids
 from azure_identity_operator.arm.authorization import AuthorizationPort, Permission, RoleDefinition
-from azure_identity_operator.reconcilers import flow
+from azure_identity_operator.reconcilers import access, flow
 from azure_identity_operator.reconcilers.kube_port import ClusterIdentity
 from azure_identity_operator.status import outcome, reasons
 
@@ -78,6 +78,17 @@ class RoleDefinitionHooks(flow.BaseHooks[api.RoleDefinitionSpec]):
 
     def parse(self, obj: flow.ObjectState) -> api.RoleDefinitionSpec:
         return api.parse_spec(obj.spec)
+
+    def requests(self, obj: flow.ObjectState, spec: api.RoleDefinitionSpec) -> list[access.Request]:
+        privileged = any(
+            _privileged(action) for permission in spec.permissions for action in permission.actions
+        )
+        return [
+            access.DefineRole(
+                role_name=spec.role_name, scope=scope.strip().rstrip("/"), privileged=privileged
+            )
+            for scope in spec.assignable_scopes
+        ]
 
     def guid(self, obj: flow.ObjectState) -> str:
         return api.role_definition_guid(self._cluster.value, obj.namespace, obj.name)
@@ -183,6 +194,23 @@ class RoleDefinitionHooks(flow.BaseHooks[api.RoleDefinitionSpec]):
         if "limit" in code:
             return outcome.not_ready(reasons.ROLE_DEFINITION_LIMIT_EXCEEDED, f"{action}: {error}")
         return None
+
+
+def _privileged(action: str) -> bool:
+    """An action that reaches role assignments or role definitions (or every write): a holder could grant
+    itself or others any role. `*/read` (Reader's) is not."""
+    lowered = action.strip().lower()
+    return (
+        lowered == "*"
+        or (lowered.startswith("*/") and lowered != "*/read")
+        or lowered.startswith(
+            (
+                "microsoft.authorization/*",
+                "microsoft.authorization/roleassignments/",
+                "microsoft.authorization/roledefinitions/",
+            )
+        )
+    )
 
 
 def _in_use(error: errors.ArmError) -> bool:

@@ -73,7 +73,13 @@ def test_the_restricted_default_blocks_privileged_roles_only(
         "wait", "-n", ops_namespace, "--for=condition=Ready", "--timeout=30s", "ra/reader", timeout=40
     )
     assert kube_wait.returncode == 0
-    assert azure_emulator.arm_write_count("roleAssignments") == 1  # the Reader grant, nothing else
+    # The Reader grant, nothing else, in this test's resource group (the emulator is shared).
+    assert (
+        azure_emulator.arm_write_count(
+            f"/resourceGroups/{resource_group}/providers/Microsoft.Authorization/roleAssignments"
+        )
+        == 1
+    )
 
 
 def test_existing_grants_a_new_policy_forbids_are_removed_when_so_configured(
@@ -159,4 +165,9 @@ def test_the_role_assignment_limit_is_said_before_azure_refuses(
     grant(ops_kube, ops_namespace, "third", identity, scope, "Key Vault Secrets User")
     refused = reason_becomes(ops_kube, ops_namespace, "ra/third", "RoleAssignmentLimitExceeded")
     assert f"IDENTITY_OPERATOR_ROLE_ASSIGNMENT_LIMIT={limit}" in refused["message"]
-    assert azure_emulator.arm_write_count("roleAssignments") == 0
+    assert (
+        azure_emulator.arm_write_count(
+            f"/resourceGroups/{resource_group}/providers/Microsoft.Authorization/roleAssignments"
+        )
+        == 0
+    )

@@ -560,18 +560,20 @@ def test_moving_from_separate_objects_changes_nothing_in_azure(
     kube_emulator.kubectl("delete", "-n", namespace, "ra/payments-reader", "--timeout=30s")
     wait_ready(kube_emulator, namespace, "wi/payments")
 
-    assert azure_emulator.arm_write_count("federatedIdentityCredentials") == 0
+    assert (
+        azure_emulator.arm_write_count("/userAssignedIdentities/payments-id/federatedIdentityCredentials")
+        == 0
+    )
     # The assignment is never deleted nor made again: at most its ownership marker (in its description)
     # is rewritten in place to name the part that now declares it.
+    here = f"/resourceGroups/{resource_group}/providers/Microsoft.Authorization/roleAssignments/"
     writes = {
         key.split(" ", 1)[0]
-        for key, count in azure_emulator.request_counts().items()
-        if "/roleassignments/" in key.lower() and not key.startswith("GET")
+        for key in azure_emulator.request_counts()
+        if here.lower() in key.lower() and not key.startswith("GET")
     }
     assert writes <= {"PUT"}, writes
-    assert azure_emulator.arm_write_count(f"roleAssignments/{before.name}") == azure_emulator.arm_write_count(
-        "roleAssignments"
-    )
+    assert azure_emulator.arm_write_count(f"{here}{before.name}") == azure_emulator.arm_write_count(here)
     [credential_now] = msi_client.federated_identity_credentials.list(resource_group, "payments-id")
     assert credential_now.name == "payments"
     [after] = [

@@ -231,7 +231,11 @@ def test_one_object_gives_a_service_account_its_access_and_follows_every_change(
     # Reads only (the credential part's drift check may read the ServiceAccount in the same moment).
     assert {r["verb"] for r in account_reads} == {"get"}
     time.sleep(0.5)  # let that pass finish
-    writes = [r for r in operator_requests(kube_emulator, seen) if r["verb"] not in ("get", "list", "watch")]
+    writes = [
+        r
+        for r in operator_requests(kube_emulator, seen)
+        if r["verb"] not in ("get", "list", "watch") and r.get("namespace") == namespace
+    ]
     assert writes == [], writes
     assert azure_emulator.arm_write_count(f"/resourceGroups/{resource_group}/") == 0
     again = parts_of(kube_emulator, namespace, "billing")

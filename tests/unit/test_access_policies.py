@@ -221,7 +221,7 @@ def test_custom_roles_are_judged_as_the_grants_they_make_possible() -> None:
     assert check([team], inside) is None
     outside = check([team], access.DefineRole(role_name="Vault Reader", scope=OTHER, privileged=False))
     assert outside is not None
-    assert outside.rule == "spec.scopes"
+    assert outside.rule == "spec.scopes.allow"
     # A role that reaches role assignments is as privileged as Owner: only a policy listing it allows it.
     escalating = access.DefineRole(role_name="Grant Anything", scope=TEAM_A, privileged=True)
     assert check([team], escalating) is not None

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from azure_identity_operator.api import access_policy as api
 
@@ -148,6 +148,22 @@ def _glob(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+_ANY = ""
+
+
+def _verdict(rule: api.Rule | None, matches: Callable[[str], bool]) -> tuple[str, str] | None:
+    """One rule's say: `("deny", entry)` when a `deny` entry matches, `("allow", "")` when `allow` is
+    present and no entry of it matches, `None` when the rule allows it."""
+    if rule is None:
+        return None
+    denied = next((entry for entry in rule.deny if matches(entry)), None)
+    if denied is not None:
+        return ("deny", denied)
+    if rule.allow is not None and not any(matches(entry) for entry in rule.allow):
+        return ("allow", _ANY)
+    return None
+
+
 def _listed(entries: Iterable[str]) -> str:
     return ", ".join(repr(entry) for entry in entries)
 
@@ -179,28 +195,17 @@ class Policy:
     def _grant(self, request: Grant) -> Denial | None:
         role = request.role_name or request.role_id or "?"
         roles = self.spec.roles
-        if roles is not None:
-            denied = next((entry for entry in roles.deny if _role_matches(entry, request)), None)
-            if denied is not None:
-                return self._deny("spec.roles.deny", f"role {role!r} may not be granted (denied: {denied!r})")
-            if roles.allow is not None and not any(_role_matches(entry, request) for entry in roles.allow):
+        match _verdict(roles, lambda entry: _role_matches(entry, request)):
+            case ("deny", entry):
+                return self._deny("spec.roles.deny", f"role {role!r} may not be granted (denied: {entry!r})")
+            case ("allow", _) if roles is not None and roles.allow is not None:
                 return self._deny(
                     "spec.roles.allow",
                     f"role {role!r} is not one this namespace may grant ({_listed(roles.allow)})",
                 )
-        scopes = self.spec.scopes
-        if scopes is not None:
-            denied = next((entry for entry in scopes.deny if _id_matches(entry, request.scope)), None)
-            if denied is not None:
-                return self._deny("spec.scopes.deny", f"no grants at {request.scope} (denied: {denied!r})")
-            if scopes.allow is not None and not any(
-                _id_matches(entry, request.scope) for entry in scopes.allow
-            ):
-                return self._deny(
-                    "spec.scopes.allow",
-                    f"scope {request.scope} is not under one this namespace may grant on "
-                    f"({_listed(scopes.allow)})",
-                )
+        denial = self._scope(request.scope, f"no grants at {request.scope}")
+        if denial is not None:
+            return denial
         if not request.own_identity:
             allowed = self.spec.principals.allow if self.spec.principals is not None else []
             principal = (request.principal_id or "").lower()
@@ -212,9 +217,22 @@ class Policy:
                 )
         return None
 
+    def _scope(self, scope: str, refused: str) -> Denial | None:
+        """Whether the namespace may grant at `scope` (`refused` says what is refused when it is denied)."""
+        scopes = self.spec.scopes
+        match _verdict(scopes, lambda entry: _id_matches(entry, scope)):
+            case ("deny", entry):
+                return self._deny("spec.scopes.deny", f"{refused} (denied: {entry!r})")
+            case ("allow", _) if scopes is not None and scopes.allow is not None:
+                return self._deny(
+                    "spec.scopes.allow",
+                    f"{refused}: not under a scope this namespace may grant on ({_listed(scopes.allow)})",
+                )
+        return None
+
     def _define(self, request: DefineRole) -> Denial | None:
         """A custom role is judged as the grants it makes possible: assignable only where the namespace
-        may grant, and named as a role it may grant when `roles.allow` lists names."""
+        may grant, and not named as a role the namespace may not grant."""
         grant = Grant(
             role_name=request.role_name,
             role_id=None,
@@ -222,74 +240,55 @@ class Policy:
             principal_id=None,
             own_identity=True,
         )
-        roles = self.spec.roles
-        if roles is not None and any(_role_matches(entry, grant) for entry in roles.deny):
+        verdict = _verdict(self.spec.roles, lambda entry: _role_matches(entry, grant))
+        if verdict is not None and verdict[0] == "deny":
             return self._deny("spec.roles.deny", f"custom role {request.role_name!r} may not be defined")
-        scopes = self.spec.scopes
-        outside = scopes is not None and (
-            any(_id_matches(entry, request.scope) for entry in scopes.deny)
-            or (
-                scopes.allow is not None
-                and not any(_id_matches(entry, request.scope) for entry in scopes.allow)
-            )
-        )
-        if outside:
-            return self._deny(
-                "spec.scopes",
-                f"custom role {request.role_name!r} would be assignable at {request.scope}, where this "
-                "namespace may not grant",
-            )
-        return None
+        return self._scope(request.scope, f"custom role {request.role_name!r} may not be assignable there")
 
     def _new_identity(self, request: NewIdentity) -> Denial | None:
         rules = self.spec.identities
         if rules is None:
             return None
-        groups = rules.resource_groups
-        if groups is not None:
-            denied = next((e for e in groups.deny if _id_matches(e, request.resource_group_id)), None)
-            if denied is not None:
+        group = request.resource_group_id
+        match _verdict(rules.resource_groups, lambda entry: _id_matches(entry, group)):
+            case ("deny", entry):
                 return self._deny(
-                    "spec.identities.resourceGroups.deny",
-                    f"no identities in {request.resource_group_id} (denied: {denied!r})",
+                    "spec.identities.resourceGroups.deny", f"no identities in {group} (denied: {entry!r})"
                 )
-            if groups.allow is not None and not any(
-                _id_matches(e, request.resource_group_id) for e in groups.allow
+            case ("allow", _) if (
+                rules.resource_groups is not None and rules.resource_groups.allow is not None
             ):
                 return self._deny(
                     "spec.identities.resourceGroups.allow",
-                    f"resource group {request.resource_group_id} is not one this namespace may keep "
-                    f"identities in ({_listed(groups.allow)})",
+                    f"resource group {group} is not one this namespace may keep identities in "
+                    f"({_listed(rules.resource_groups.allow)})",
                 )
-        locations = rules.locations
-        if locations is not None:
-            where = _location(request.location)
-            if any(_glob(_location(e), where) for e in locations.deny):
+        where = _location(request.location)
+        match _verdict(rules.locations, lambda entry: _glob(_location(entry), where)):
+            case ("deny", _):
                 return self._deny(
                     "spec.identities.locations.deny", f"no identities in location {request.location!r}"
                 )
-            if locations.allow is not None and not any(_glob(_location(e), where) for e in locations.allow):
+            case ("allow", _) if rules.locations is not None and rules.locations.allow is not None:
                 return self._deny(
                     "spec.identities.locations.allow",
-                    f"location {request.location!r} is not one of {_listed(locations.allow)}",
+                    f"location {request.location!r} is not one of {_listed(rules.locations.allow)}",
                 )
         return None
 
     def _resource(self, request: UseResource) -> Denial | None:
         rule = self.spec.resources
-        if rule is None:
-            return None
-        denied = next((e for e in rule.deny if _id_matches(e, request.resource_id)), None)
-        if denied is not None:
-            return self._deny(
-                "spec.resources.deny",
-                f"may not {request.action} of {request.resource_id} (denied: {denied!r})",
-            )
-        if rule.allow is not None and not any(_id_matches(e, request.resource_id) for e in rule.allow):
-            return self._deny(
-                "spec.resources.allow",
-                f"may not {request.action} {request.resource_id}: not under one of {_listed(rule.allow)}",
-            )
+        match _verdict(rule, lambda entry: _id_matches(entry, request.resource_id)):
+            case ("deny", entry):
+                return self._deny(
+                    "spec.resources.deny",
+                    f"may not {request.action} {request.resource_id} (denied: {entry!r})",
+                )
+            case ("allow", _) if rule is not None and rule.allow is not None:
+                return self._deny(
+                    "spec.resources.allow",
+                    f"may not {request.action} {request.resource_id}: not under one of {_listed(rule.allow)}",
+                )
         return None
 
     def _trust(self, request: Trust) -> Denial | None:

@@ -395,6 +395,8 @@ def test_what_needs_the_user_is_said_on_the_object_with_a_warning(
     body = wait_reason(kube_emulator, namespace, "wi/later", "ServiceAccountNotFound")
     # Named by the part that needs it first: the credential, or the ServiceAccount line itself.
     assert f"ServiceAccount {namespace}/later" in ready_condition(body)["message"]
+    # Everything else is made meanwhile.
+    wait_ready(kube_emulator, namespace, "uai/later")
     assert msi_client.user_assigned_identities.get(resource_group, "later").client_id
     wait_for(
         lambda: any(

@@ -488,7 +488,11 @@ class Controller:
             self._forget(key)
             return
         previous = self._objects.get(key)
-        before = _as_part(key, previous.body) if previous is not None else None
+        # Only parts (objects another of ours owns) wake an owner: nothing to compare for the others.
+        maybe_part = bool(metadata.get("ownerReferences")) or (
+            previous is not None and previous.owner is not None
+        )
+        before = _as_part(key, previous.body) if maybe_part and previous is not None else None
         self._take(key, runtime, raw, metadata)
         tracked = self._objects.get(key)
         if tracked is None or tracked.owner is None:

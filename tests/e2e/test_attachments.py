@@ -11,7 +11,7 @@ import yaml
 from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from e2e.helpers import api_version, apply_all, create_resource, identity_of
+from e2e.helpers import api_version, apply_all, create_resource, identity_of, is_ready
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -113,7 +113,14 @@ def test_attach_to_two_resources_with_other_identities_then_detach_without_distu
         return principal if principal not in (None, old_principal) else None
 
     new_principal = wait_for(renewed, timeout=20, what="the VM to hold the re-created identity")
-    assert wait_ready(kube, namespace, "uai/worker")["status"]["principalId"] == new_principal
+    # The status follows (written after the attachments, in the same pass).
+    wait_object(
+        kube,
+        namespace,
+        "uai/worker",
+        lambda b: b["status"].get("principalId") == new_principal and is_ready(b),
+        what="the status to report the new principal",
+    )
 
     # Removed from the list: detached from the slot only; the slot keeps its system-assigned identity.
     apply_all(kube, namespace, uai_manifest("worker", resource_group, [vm]))

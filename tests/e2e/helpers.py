@@ -63,6 +63,11 @@ def marked_description(text: str | None, owner_marker: str) -> str:
     return f"{text} {marker}" if text else marker
 
 
+def rg_scope(azure: AzureEmulatorInfo, resource_group: str) -> str:
+    """The ARM ID of a resource group of the emulator's subscription: a scope to grant roles at."""
+    return f"/subscriptions/{azure.subscription_id}/resourceGroups/{resource_group}"
+
+
 def is_ready(body: dict[str, Any]) -> bool:
     """Whether the object's Ready condition is True."""
     return ready_condition(body).get("status") == "True"

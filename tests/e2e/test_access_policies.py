@@ -20,7 +20,7 @@ import pytest
 import yaml
 from azure.mgmt.authorization import AuthorizationManagementClient
 
-from e2e.helpers import identity_manifest
+from e2e.helpers import identity_manifest, rg_scope
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -78,10 +78,6 @@ def role_assignment(name: str, scope: str, *, role: str | None = None, **princip
             "spec": spec,
         }
     )
-
-
-def rg_scope(azure: AzureEmulatorInfo, resource_group: str) -> str:
-    return f"/subscriptions/{azure.subscription_id}/resourceGroups/{resource_group}"
 
 
 def assert_denied(kube: KubeEmulatorInfo, namespace: str, resource: str, *, says: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from azure.mgmt.authorization import AuthorizationManagementClient
 
-from e2e.helpers import identity_manifest
+from e2e.helpers import identity_manifest, rg_scope
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -41,10 +41,6 @@ LOGS_ONLY = (
     "(@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'logs'))"
 )
 AUDIT_ONLY = LOGS_ONLY.replace("'logs'", "'audit'")
-
-
-def rg_scope(azure: AzureEmulatorInfo, resource_group: str) -> str:
-    return f"/subscriptions/{azure.subscription_id}/resourceGroups/{resource_group}"
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from azure_identity_operator.arm import ids
 from e2e import helpers
-from e2e.helpers import identity_manifest, is_ready
+from e2e.helpers import identity_manifest, is_ready, rg_scope
 from fixtures.azure_emulator import AzureEmulatorInfo
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -77,10 +77,6 @@ def identity_principal(name: str) -> str:
 def raw_principal(principal_id: str, principal_type: str | None = "ServicePrincipal") -> str:
     line = f"    principalId: {principal_id}\n"
     return line + (f"    principalType: {principal_type}\n" if principal_type else "")
-
-
-def rg_scope(azure: AzureEmulatorInfo, resource_group: str) -> str:
-    return f"/subscriptions/{azure.subscription_id}/resourceGroups/{resource_group}"
 
 
 def assignments_of(client: AuthorizationManagementClient, scope: str, principal_id: str) -> list[Any]:

@@ -28,7 +28,7 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from azure_identity_operator.handlers import kube_api
-from e2e.helpers import identity_manifest
+from e2e.helpers import identity_manifest, rg_scope
 from fixtures.azure_emulator import AzureEmulatorInfo, federated_assertion
 from fixtures.kube_emulator import KubeEmulatorInfo
 from fixtures.operator import (
@@ -51,10 +51,6 @@ CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 CLIENT_ID = "azure.workload.identity/client-id"
 TENANT_ID = "azure.workload.identity/tenant-id"
 LABEL = "identityoperator.dev/workload-identity"
-
-
-def rg_scope(azure: AzureEmulatorInfo, resource_group: str) -> str:
-    return f"/subscriptions/{azure.subscription_id}/resourceGroups/{resource_group}"
 
 
 def service_account(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
